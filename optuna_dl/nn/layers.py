@@ -1,0 +1,193 @@
+"""Layers with an explicit mode and an explicit cache.
+
+Every layer has ``forward(x, training) -> out``, which keeps what ``backward`` needs,
+and ``backward(dout) -> dx``, which fills ``grads`` (same order as ``params``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optuna_dl.nn.activations import ACTIVATIONS, DERIVATIVES
+from optuna_dl.nn.initializers import INITIALIZERS
+
+
+class Layer:
+    """Protocol shared by all layers."""
+
+    params: list[np.ndarray]
+    grads: list[np.ndarray]
+    #: Arrays that are learned state but not trained by gradients (BN statistics).
+    buffers: list[np.ndarray]
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+
+class Dense(Layer):
+    """Affine map ``x @ W + b``; the bias is omitted in front of batch norm.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths.
+    use_bias : bool
+        False when batch norm follows: its ``beta`` makes a bias redundant.
+    initializer : str
+        Key of ``INITIALIZERS``.
+    rng : numpy.random.Generator
+    dtype : numpy dtype
+    input_grad : bool
+        False for the first layer, whose input gradient nobody needs.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        use_bias: bool,
+        initializer: str,
+        rng: np.random.Generator,
+        dtype: np.dtype,
+        input_grad: bool = True,
+    ) -> None:
+        self.W = INITIALIZERS[initializer](n_in, n_out, rng, dtype)
+        self.dW = np.zeros_like(self.W)
+        self.params = [self.W]
+        self.grads = [self.dW]
+        self.b: np.ndarray | None = None
+        if use_bias:
+            self.b = np.zeros(n_out, dtype=dtype)
+            self.db = np.zeros_like(self.b)
+            self.params.append(self.b)
+            self.grads.append(self.db)
+        self.buffers = []
+        self.input_grad = input_grad
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        out = x @ self.W
+        if self.b is not None:
+            out += self.b
+        self._x = x if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        x = self._x
+        np.matmul(x.T, dout, out=self.dW)
+        if self.b is not None:
+            np.sum(dout, axis=0, out=self.db)
+        self._x = None
+        return dout @ self.W.T if self.input_grad else None
+
+
+class BatchNorm(Layer):
+    """Batch normalization of pre-activations (Ioffe and Szegedy, 2015).
+
+    Training: ``z_norm = (z - mu) / sqrt(var + eps)`` with the mini-batch's mean and
+    (biased) variance, ``out = gamma * z_norm + beta``; the moving averages of mu and
+    var are updated with ``momentum``. Inference: the moving averages replace the batch
+    statistics, so a sample's output does not depend on the rest of the batch.
+    """
+
+    def __init__(
+        self, n: int, *, dtype: np.dtype, momentum: float = 0.9, eps: float = 1e-5
+    ) -> None:
+        self.gamma = np.ones(n, dtype=dtype)
+        self.beta = np.zeros(n, dtype=dtype)
+        self.dgamma = np.zeros_like(self.gamma)
+        self.dbeta = np.zeros_like(self.beta)
+        self.running_mean = np.zeros(n, dtype=dtype)
+        self.running_var = np.ones(n, dtype=dtype)
+        self.params = [self.gamma, self.beta]
+        self.grads = [self.dgamma, self.dbeta]
+        self.buffers = [self.running_mean, self.running_var]
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        self._z_norm: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+
+    def forward(self, z: np.ndarray, training: bool) -> np.ndarray:
+        if training:
+            mean = z.mean(axis=0)
+            centered = z - mean
+            var = np.mean(centered * centered, axis=0)
+            inv_std = 1.0 / np.sqrt(var + self.eps)
+            z_norm = centered
+            z_norm *= inv_std
+            self._z_norm, self._inv_std = z_norm, inv_std
+            keep = self.momentum
+            self.running_mean *= keep
+            self.running_mean += (1.0 - keep) * mean
+            self.running_var *= keep
+            self.running_var += (1.0 - keep) * var
+            return z_norm * self.gamma + self.beta
+        scale = self.gamma / np.sqrt(self.running_var + self.eps)
+        shift = self.beta - self.running_mean * scale
+        out = z * scale
+        out += shift
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        z_norm, inv_std = self._z_norm, self._inv_std
+        m = dout.shape[0]
+        np.sum(dout, axis=0, out=self.dbeta)
+        np.sum(dout * z_norm, axis=0, out=self.dgamma)
+        # dz = gamma * inv_std / m * (m * dout - sum(dout) - z_norm * sum(dout * z_norm))
+        dz = dout * m
+        dz -= self.dbeta
+        dz -= z_norm * self.dgamma
+        dz *= (self.gamma * inv_std) * (1.0 / m)
+        self._z_norm = self._inv_std = None
+        return dz
+
+
+class Activation(Layer):
+    """A hidden-layer nonlinearity from the ``ACTIVATIONS`` table."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.params, self.grads, self.buffers = [], [], []
+        self._a: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        a = ACTIVATIONS[self.name](x)
+        self._a = a if training else None
+        return a
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        da = DERIVATIVES[self.name](self._a, dout)
+        self._a = None
+        return da
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training keep each unit with probability ``1 - rate``
+    and scale the kept ones by ``1 / (1 - rate)``; identity at inference."""
+
+    def __init__(self, rate: float, rng: np.random.Generator) -> None:
+        self.rate = float(rate)
+        self.rng = rng
+        self.params, self.grads, self.buffers = [], [], []
+        self._mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if not training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = self.rng.random(x.shape, dtype=np.float32) < keep
+        self._mask = mask.astype(x.dtype)
+        self._mask *= 1.0 / keep
+        # Not in place: the activation before us keeps x for its derivative.
+        return x * self._mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._mask is None:
+            return dout
+        dout *= self._mask
+        self._mask = None
+        return dout

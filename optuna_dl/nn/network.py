@@ -1,0 +1,156 @@
+"""The stack: ``(Dense -> [BatchNorm] -> activation -> [Dropout]) * n_layers -> Dense``.
+
+The output layer produces logits; the softmax lives in the loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optuna_dl.nn.initializers import INITIALIZER_FOR_ACTIVATION
+from optuna_dl.nn.layers import Activation, BatchNorm, Dense, Dropout, Layer
+
+
+class Network:
+    """A fully connected classifier network.
+
+    Parameters
+    ----------
+    n_inputs, n_outputs : int
+        Feature count and class count.
+    hidden : list of int
+        Width of each hidden layer.
+    activation : str
+        Key of ``ACTIVATIONS``.
+    batch_norm : bool
+        Normalize every hidden pre-activation (and drop its Dense bias).
+    dropout : float
+        Inverted-dropout rate after each hidden activation (0 turns it off).
+    rng : numpy.random.Generator
+        Source of the initial weights and of the dropout masks.
+    dtype : numpy dtype
+        float32 or float64; every parameter and buffer has it.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        hidden: list[int],
+        *,
+        activation: str = "relu",
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        rng: np.random.Generator,
+        dtype: np.dtype = np.float32,
+    ) -> None:
+        self.dtype = np.dtype(dtype)
+        initializer = INITIALIZER_FOR_ACTIVATION[activation]
+        self.layers: list[Layer] = []
+        self.dense: list[Dense] = []
+        width = n_inputs
+        for i, units in enumerate(hidden):
+            dense = Dense(
+                width,
+                units,
+                use_bias=not batch_norm,
+                initializer=initializer,
+                rng=rng,
+                dtype=self.dtype,
+                input_grad=i > 0,
+            )
+            self.dense.append(dense)
+            self.layers.append(dense)
+            if batch_norm:
+                self.layers.append(BatchNorm(units, dtype=self.dtype))
+            self.layers.append(Activation(activation))
+            if dropout > 0:
+                self.layers.append(Dropout(dropout, rng))
+            width = units
+        output = Dense(
+            width,
+            n_outputs,
+            use_bias=True,
+            initializer="glorot_uniform",
+            rng=rng,
+            dtype=self.dtype,
+            input_grad=bool(hidden),
+        )
+        self.dense.append(output)
+        self.layers.append(output)
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        """Trainable arrays, in a fixed order."""
+        return [p for layer in self.layers for p in layer.params]
+
+    @property
+    def grads(self) -> list[np.ndarray]:
+        """Gradients, aligned with ``params``."""
+        return [g for layer in self.layers for g in layer.grads]
+
+    @property
+    def buffers(self) -> list[np.ndarray]:
+        """Non-trainable state (batch-norm moving averages), in a fixed order."""
+        return [b for layer in self.layers for b in layer.buffers]
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """The Dense weight matrices (what an L2 penalty applies to)."""
+        return [dense.W for dense in self.dense]
+
+    @property
+    def weight_grads(self) -> list[np.ndarray]:
+        """Gradients of ``weights``."""
+        return [dense.dW for dense in self.dense]
+
+    def forward(self, X: np.ndarray, training: bool) -> np.ndarray:
+        """Logits for ``X``; ``training`` selects batch statistics and dropout."""
+        out = X
+        for layer in self.layers:
+            out = layer.forward(out, training)
+        return out
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        """Back-propagate the gradient at the logits, filling ``grads``."""
+        dout: np.ndarray | None = dlogits
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+
+    def state_arrays(self) -> list[np.ndarray]:
+        """Every array that defines the trained model: ``params + buffers``."""
+        return self.params + self.buffers
+
+    def set_state_arrays(self, arrays: list[np.ndarray]) -> None:
+        """Copy ``arrays`` (as from ``state_arrays``) into the network, in place."""
+        targets = self.state_arrays()
+        if len(arrays) != len(targets):
+            raise ValueError(f"expected {len(targets)} arrays for this network, got {len(arrays)}")
+        for target, source in zip(targets, arrays):
+            if target.shape != np.shape(source):
+                raise ValueError(
+                    f"array shape {np.shape(source)} does not match the network's {target.shape}"
+                )
+            target[...] = source
+
+    def absorb_input_scaling(self, mean: np.ndarray, scale: np.ndarray) -> None:
+        """Fold a preceding ``(x - mean) / scale`` into the first layer, in place.
+
+        Afterwards the network takes raw inputs and computes what it computed on
+        standardized ones: the first weights become ``W / scale[:, None]`` and the
+        constant ``c = (mean / scale) @ W`` moves into the bias, or, when batch norm
+        follows, into its moving mean (training-mode batch statistics absorb it).
+        """
+        first = self.dense[0]
+        scale = np.asarray(scale, dtype=np.float64)
+        mean = np.asarray(mean, dtype=np.float64)
+        W = first.W.astype(np.float64)
+        shift = (mean / scale) @ W
+        first.W[...] = W / scale[:, None]
+        following = self.layers[1] if len(self.layers) > 1 else None
+        if first.b is not None:
+            first.b[...] = first.b - shift
+        elif isinstance(following, BatchNorm):
+            following.running_mean[...] = following.running_mean + shift
+        else:  # pragma: no cover - a bias-free Dense is always followed by batch norm
+            raise ValueError("cannot fold input scaling into this network")

@@ -1,0 +1,156 @@
+"""Gradient-descent update rules over flat lists of arrays.
+
+An optimizer never sees layers: ``update(params, grads, learning_rate)`` changes each
+array of ``params`` in place. Its state (velocities, moments) is one array per
+parameter, created on the first update, exposed by ``state()`` and restored with
+``load_state()`` so that training can resume exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+Arrays = list[np.ndarray]
+
+
+class Optimizer:
+    """Base class: keeps the step count ``t`` and per-parameter state slots."""
+
+    #: Names of the per-parameter state arrays, in order.
+    slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self.t = 0
+        self._state: dict[str, Arrays] = {}
+
+    def _ensure_state(self, params: Arrays) -> None:
+        if not self._state and self.slots:
+            self._state = {s: [np.zeros_like(p) for p in params] for s in self.slots}
+
+    def update(self, params: Arrays, grads: Arrays, learning_rate: float) -> None:
+        """Apply one step to ``params`` in place."""
+        self._ensure_state(params)
+        self.t += 1
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            self._update_one(i, param, grad, float(learning_rate))
+
+    def _update_one(
+        self, i: int, param: np.ndarray, grad: np.ndarray, learning_rate: float
+    ) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Arrays]:
+        """The per-parameter state arrays by slot name (not copies)."""
+        return self._state
+
+    def load_state(self, t: int, state: dict[str, Arrays]) -> None:
+        """Restore the step count and the state arrays (copied)."""
+        self.t = int(t)
+        self._state = {s: [np.array(a, copy=True) for a in state[s]] for s in self.slots}
+
+
+class SGD(Optimizer):
+    """Plain gradient descent: ``W -= lr * dW``."""
+
+    def _update_one(self, i, param, grad, learning_rate):
+        param -= learning_rate * grad
+
+
+class Momentum(Optimizer):
+    """Gradient descent with momentum, as in the course notes.
+
+    ``v = beta * v + (1 - beta) * dW``; ``W -= lr * v``.
+    """
+
+    slots = ("velocity",)
+
+    def __init__(self, beta: float = 0.9) -> None:
+        super().__init__()
+        self.beta = float(beta)
+
+    def _update_one(self, i, param, grad, learning_rate):
+        v = self._state["velocity"][i]
+        v *= self.beta
+        v += (1.0 - self.beta) * grad
+        param -= learning_rate * v
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ``s = beta2 * s + (1 - beta2) * dW**2``; ``W -= lr * dW / (sqrt(s) + eps)``."""
+
+    slots = ("square_average",)
+
+    def __init__(self, beta2: float = 0.999, epsilon: float = 1e-8) -> None:
+        super().__init__()
+        self.beta2 = float(beta2)
+        self.epsilon = float(epsilon)
+
+    def _update_one(self, i, param, grad, learning_rate):
+        s = self._state["square_average"][i]
+        s *= self.beta2
+        s += (1.0 - self.beta2) * (grad * grad)
+        denominator = np.sqrt(s)
+        denominator += self.epsilon
+        param -= learning_rate * grad / denominator
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (Kingma and Ba, 2015).
+
+    ``v = beta1 v + (1 - beta1) dW``; ``s = beta2 s + (1 - beta2) dW**2``;
+    ``W -= lr * (v / (1 - beta1**t)) / (sqrt(s / (1 - beta2**t)) + eps)``.
+
+    The step is computed in the algebraically identical form
+    ``lr * sqrt(1 - beta2**t) / (1 - beta1**t) * v / (sqrt(s) + eps * sqrt(1 - beta2**t))``
+    which needs no bias-corrected copies of the moments.
+    """
+
+    slots = ("first_moment", "second_moment")
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8) -> None:
+        super().__init__()
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+        self.epsilon = float(epsilon)
+
+    def update(self, params: Arrays, grads: Arrays, learning_rate: float) -> None:
+        self._ensure_state(params)
+        self.t += 1
+        correction2 = math.sqrt(1.0 - self.beta2**self.t)
+        step_size = float(learning_rate) * correction2 / (1.0 - self.beta1**self.t)
+        epsilon_hat = self.epsilon * correction2
+        first, second = self._state["first_moment"], self._state["second_moment"]
+        for param, grad, v, s in zip(params, grads, first, second):
+            v *= self.beta1
+            v += (1.0 - self.beta1) * grad
+            s *= self.beta2
+            s += (1.0 - self.beta2) * (grad * grad)
+            denominator = np.sqrt(s)
+            denominator += epsilon_hat
+            np.divide(v, denominator, out=denominator)
+            denominator *= step_size
+            param -= denominator
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def make_optimizer(
+    name: str, *, beta: float, beta1: float, beta2: float, epsilon: float
+) -> Optimizer:
+    """Build the optimizer ``name`` with the hyperparameters it uses."""
+    if name == "sgd":
+        return SGD()
+    if name == "momentum":
+        return Momentum(beta)
+    if name == "rmsprop":
+        return RMSprop(beta2, epsilon)
+    return Adam(beta1, beta2, epsilon)

@@ -1,0 +1,8 @@
+"""Tuning with Optuna: the search space, the objective, pruning and the search estimator."""
+
+from optuna_dl.tuning.objective import Objective
+from optuna_dl.tuning.pruning import PruningCallback
+from optuna_dl.tuning.search import DeepNetSearchCV
+from optuna_dl.tuning.space import Dimension, SearchSpace
+
+__all__ = ["DeepNetSearchCV", "Dimension", "Objective", "PruningCallback", "SearchSpace"]

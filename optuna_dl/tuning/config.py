@@ -1,0 +1,461 @@
+"""Study definitions: ``studies/<name>.toml`` parsed into a frozen, validated object.
+
+Every problem is reported as one :class:`ConfigError` line naming the file, the key
+and what is allowed, before anything touches storage.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from optuna_dl.datasets import BUNDLED, DataError, load_bundled, load_csv, load_npz
+from optuna_dl.estimator import DeepNetClassifier
+from optuna_dl.tuning.space import KINDS, SCALES, Dimension, SearchSpace
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SAMPLERS = ("TPESampler", "RandomSampler", "QMCSampler", "GridSampler", "CmaEsSampler")
+PRUNERS = (
+    "MedianPruner",
+    "PercentilePruner",
+    "SuccessiveHalvingPruner",
+    "HyperbandPruner",
+    "PatientPruner",
+    "ThresholdPruner",
+    "WilcoxonPruner",
+    "NopPruner",
+)
+DIRECTIONS = ("maximize", "minimize")
+SOURCES = (*BUNDLED, "csv", "npz")
+
+
+class ConfigError(ValueError):
+    """A study file that cannot be used; ``str(error)`` is one line for the user."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the samples come from; ``path`` is resolved against the TOML file."""
+
+    source: str
+    path: Path | None = None
+    target: str | None = None
+    test_fraction: float = 0.2
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole data set ``(X, y)``."""
+        if self.source in BUNDLED:
+            return load_bundled(self.source)
+        if self.source == "csv":
+            X, y, _ = load_csv(self.path, self.target)
+            return X, y
+        return load_npz(self.path)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study definition. Build it with :func:`load_config`."""
+
+    path: Path
+    name: str
+    direction: str
+    n_trials: int | None
+    timeout: float | None
+    seed: int
+    data: DataConfig
+    estimator: dict[str, Any]
+    space: SearchSpace
+    cv: int | None
+    validation_fraction: float
+    max_epochs: int
+    patience: int | None
+    scoring: str
+    sampler: dict[str, Any]
+    pruner: dict[str, Any]
+    storage: str
+    report: Path
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        """A new sampler instance as configured (seeded with ``seed`` unless given)."""
+        args = {k: v for k, v in self.sampler.items() if k != "name"}
+        name = self.sampler["name"]
+        if name == "GridSampler":
+            args.setdefault("seed", self.seed)
+            return optuna.samplers.GridSampler(**args)
+        if name != "QMCSampler" or "seed" not in args:
+            args.setdefault("seed", self.seed)
+        return getattr(optuna.samplers, name)(**args)
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        """A new pruner instance as configured."""
+        args = {k: v for k, v in self.pruner.items() if k != "name"}
+        name = self.pruner["name"]
+        if name == "PatientPruner":
+            args.setdefault("wrapped_pruner", None)
+        return getattr(optuna.pruners, name)(**args)
+
+    def make_estimator(self) -> Any:
+        """``StandardScaler -> DeepNetClassifier`` with the fixed parameters."""
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        params = {"random_state": self.seed, **self.estimator}
+        return Pipeline([("scale", StandardScaler()), ("classifier", DeepNetClassifier(**params))])
+
+    def load_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``X_train, X_test, y_train, y_test``: the study tunes on the first part; the
+        held-out part is only used to report the accuracy of the exported model."""
+        from sklearn.model_selection import train_test_split
+
+        try:
+            X, y = self.data.load()
+        except DataError as error:
+            raise ConfigError(f"{self.path}: key 'data': {error}") from None
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or len(X) != len(y):
+            raise ConfigError(
+                f"{self.path}: key 'data': X must be 2-D with one label per row; got X of "
+                f"shape {X.shape} and {len(y)} labels."
+            )
+        return train_test_split(
+            X, y, test_size=self.data.test_fraction, stratify=y, random_state=self.seed
+        )
+
+    def make_objective(self, X: Any, y: Any) -> Any:
+        """The :class:`~optuna_dl.tuning.objective.Objective` this study optimizes."""
+        from optuna_dl.tuning.objective import Objective
+
+        return Objective(
+            X,
+            y,
+            space=self.space,
+            estimator=self.make_estimator(),
+            cv=self.cv,
+            validation_fraction=self.validation_fraction,
+            scoring=self.scoring,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            random_state=self.seed,
+        )
+
+
+# ---------------------------------------------------------------------- parsing
+_TOP = {
+    "name": str,
+    "direction": str,
+    "n_trials": int,
+    "timeout": (int, float),
+    "seed": int,
+    "storage": str,
+    "report": str,
+    "data": dict,
+    "estimator": dict,
+    "search": dict,
+    "space": dict,
+    "sampler": dict,
+    "pruner": dict,
+}
+_DATA = {"source": str, "path": str, "target": str, "test_fraction": (int, float)}
+_SEARCH = {
+    "cv": int,
+    "validation_fraction": (int, float),
+    "max_epochs": int,
+    "patience": int,
+    "scoring": str,
+    "max_tier": int,
+}
+_DIMENSION = {
+    "kind": str,
+    "low": (int, float),
+    "high": (int, float),
+    "scale": str,
+    "choices": list,
+    "tier": int,
+    "enabled": bool,
+}
+
+
+def _type_name(types: Any) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a table",
+        list: "an array",
+        bool: "true or false",
+    }
+    return " or ".join(names[t] for t in types)
+
+
+class _Parser:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: key {key!r}: {message}")
+
+    def check_table(self, table: dict[str, Any], schema: dict[str, Any], prefix: str) -> None:
+        for key, value in table.items():
+            dotted = f"{prefix}{key}"
+            if key not in schema:
+                raise self.fail(dotted, f"unknown key; allowed: {', '.join(schema)}.")
+            expected = schema[key]
+            types = expected if isinstance(expected, tuple) else (expected,)
+            ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+            if not ok:
+                raise self.fail(
+                    dotted,
+                    f"must be {_type_name(expected)}; got {value!r} ({type(value).__name__}).",
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.fail(dotted, f"must be finite; got {value!r}.")
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study file.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file, the key and what is allowed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such study file.")
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}).") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror}).") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
+    """Validate an already-parsed TOML document that came from ``path``."""
+    p = _Parser(path)
+    p.check_table(raw, _TOP, "")
+    base = path.resolve().parent
+
+    name = raw.get("name", path.stem)
+    if not name.strip() or len(name) > 200:
+        raise p.fail(
+            "name", f"must be a non-empty study name of at most 200 characters; got {name!r}."
+        )
+    direction = raw.get("direction", "maximize")
+    if direction not in DIRECTIONS:
+        raise p.fail("direction", f"must be one of {', '.join(DIRECTIONS)}; got {direction!r}.")
+    n_trials = raw.get("n_trials")
+    timeout = raw.get("timeout")
+    if n_trials is None and timeout is None:
+        raise p.fail("n_trials", "a study needs n_trials, timeout or both.")
+    if n_trials is not None and not 1 <= n_trials <= 1_000_000:
+        raise p.fail("n_trials", f"must be between 1 and 1000000; got {n_trials}.")
+    if timeout is not None and not 0 < timeout <= 30 * 86400:
+        raise p.fail("timeout", f"must be a number of seconds in (0, 2592000]; got {timeout}.")
+    seed = raw.get("seed", 0)
+    if not 0 <= seed < 2**32:
+        raise p.fail("seed", f"must be in [0, 2**32); got {seed}.")
+
+    data = _parse_data(p, raw.get("data"), base)
+    estimator = _parse_estimator(p, raw.get("estimator", {}))
+    search = raw.get("search", {})
+    p.check_table(search, _SEARCH, "search.")
+    cv = search.get("cv")
+    if cv is not None and not 2 <= cv <= 20:
+        raise p.fail("search.cv", f"must be between 2 and 20 folds; got {cv}.")
+    validation_fraction = float(search.get("validation_fraction", 0.2))
+    if not 0 < validation_fraction < 1:
+        raise p.fail(
+            "search.validation_fraction", f"must be in (0, 1); got {validation_fraction}."
+        )
+    max_epochs = search.get("max_epochs", 30)
+    if not 1 <= max_epochs <= 100_000:
+        raise p.fail("search.max_epochs", f"must be between 1 and 100000; got {max_epochs}.")
+    patience = search.get("patience", 10)
+    if not 1 <= patience <= 100_000:
+        raise p.fail("search.patience", f"must be between 1 and 100000; got {patience}.")
+    scoring = search.get("scoring", "accuracy")
+    from sklearn.metrics import get_scorer_names
+
+    if scoring not in get_scorer_names():
+        raise p.fail(
+            "search.scoring",
+            f"unknown scorer {scoring!r}; see sklearn.metrics.get_scorer_names().",
+        )
+    max_tier = search.get("max_tier", 3)
+    if not 1 <= max_tier <= 10:
+        raise p.fail("search.max_tier", f"must be between 1 and 10; got {max_tier}.")
+    space = _parse_space(p, raw.get("space", {}), SearchSpace.default(max_tier=max_tier))
+    fixed_and_searched = sorted(set(estimator) & {d.name for d in space.active})
+    if fixed_and_searched:
+        raise p.fail(
+            f"estimator.{fixed_and_searched[0]}",
+            "is both fixed here and searched by the space; switch the space entry off "
+            f"with [space.{fixed_and_searched[0]}] enabled = false.",
+        )
+
+    sampler = _parse_choice(p, raw.get("sampler", {"name": "TPESampler"}), "sampler", SAMPLERS)
+    pruner = _parse_choice(p, raw.get("pruner", {"name": "MedianPruner"}), "pruner", PRUNERS)
+    storage = raw.get("storage", f"sqlite:///{base / (name + '.db')}")
+    report = Path(raw.get("report", f"{name}.html"))
+    config = StudyConfig(
+        path=path,
+        name=name,
+        direction=direction,
+        n_trials=n_trials,
+        timeout=float(timeout) if timeout is not None else None,
+        seed=seed,
+        data=data,
+        estimator=estimator,
+        space=space,
+        cv=cv,
+        validation_fraction=validation_fraction,
+        max_epochs=max_epochs,
+        patience=patience,
+        scoring=scoring,
+        sampler=sampler,
+        pruner=pruner,
+        storage=storage,
+        report=report if report.is_absolute() else base / report,
+        raw=raw,
+    )
+    _try_build(p, config)
+    return config
+
+
+def _parse_data(p: _Parser, data: Any, base: Path) -> DataConfig:
+    if data is None:
+        raise p.fail("data", f"missing table [data] with source = one of {', '.join(SOURCES)}.")
+    p.check_table(data, _DATA, "data.")
+    source = data.get("source")
+    if source not in SOURCES:
+        raise p.fail("data.source", f"must be one of {', '.join(SOURCES)}; got {source!r}.")
+    test_fraction = float(data.get("test_fraction", 0.2))
+    if not 0 < test_fraction < 1:
+        raise p.fail("data.test_fraction", f"must be in (0, 1); got {test_fraction}.")
+    if source in BUNDLED:
+        for key in ("path", "target"):
+            if key in data:
+                raise p.fail(f"data.{key}", f"is not used with the bundled source {source!r}.")
+        return DataConfig(source, test_fraction=test_fraction)
+    if "path" not in data:
+        raise p.fail("data.path", f"a {source} source needs a path (relative to the study file).")
+    file = (base / data["path"]).resolve()
+    if not file.is_file():
+        raise p.fail("data.path", f"file {str(file)!r} does not exist.")
+    if source == "csv" and "target" not in data:
+        raise p.fail("data.target", "a csv source needs the name of its target column.")
+    if source == "npz" and "target" in data:
+        raise p.fail("data.target", "an npz source holds arrays 'X' and 'y'; drop target.")
+    return DataConfig(source, file, data.get("target"), test_fraction)
+
+
+def _parse_estimator(p: _Parser, estimator: dict[str, Any]) -> dict[str, Any]:
+    from optuna_dl.estimator import _PARAMETER_RULES
+
+    allowed = sorted(set(_PARAMETER_RULES) - {"random_state", "warm_start"})
+    for key, value in estimator.items():
+        if key not in allowed:
+            raise p.fail(f"estimator.{key}", f"unknown parameter; allowed: {', '.join(allowed)}.")
+        rule = _PARAMETER_RULES[key]
+        if not rule.accepts(value):
+            raise p.fail(f"estimator.{key}", f"must be {rule.describe()}; got {value!r}.")
+    return dict(estimator)
+
+
+def _parse_space(p: _Parser, entries: dict[str, Any], space: SearchSpace) -> SearchSpace:
+    for name, table in entries.items():
+        key = f"space.{name}"
+        if not isinstance(table, dict):
+            raise p.fail(key, f"must be a table of {', '.join(_DIMENSION)}; got {table!r}.")
+        p.check_table(table, _DIMENSION, key + ".")
+        changes = dict(table)
+        if "choices" in changes:
+            changes["choices"] = tuple(changes["choices"])
+        if "kind" in changes and changes["kind"] not in KINDS:
+            raise p.fail(
+                key + ".kind", f"must be one of {', '.join(KINDS)}; got {changes['kind']!r}."
+            )
+        if "scale" in changes and changes["scale"] not in SCALES:
+            raise p.fail(
+                key + ".scale", f"must be one of {', '.join(SCALES)}; got {changes['scale']!r}."
+            )
+        try:
+            if name in {d.name for d in space.dimensions}:
+                space = space.override(name, **changes)
+            else:
+                if "kind" not in changes:
+                    raise ValueError(f"new entry {name!r} needs a kind ({', '.join(KINDS)}).")
+                space = SearchSpace((*space.dimensions, Dimension(name, **changes)))
+        except (ValueError, TypeError) as error:
+            raise p.fail(key, str(error)) from None
+    return space
+
+
+def _parse_choice(
+    p: _Parser, table: Any, section: str, allowed: tuple[str, ...]
+) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise p.fail(section, f"must be a table with a name; got {table!r}.")
+    name = table.get("name")
+    if name not in allowed:
+        raise p.fail(f"{section}.name", f"must be one of {', '.join(allowed)}; got {name!r}.")
+    if name == "CmaEsSampler":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise p.fail(
+                f"{section}.name", "CmaEsSampler needs the cmaes package (pip install cmaes)."
+            ) from None
+    return dict(table)
+
+
+def _try_build(p: _Parser, config: StudyConfig) -> None:
+    """Construct the sampler and pruner once so bad arguments fail before any storage."""
+    import warnings
+
+    for section, make in (("sampler", config.make_sampler), ("pruner", config.make_pruner)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                make()
+        except (TypeError, ValueError) as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            name = getattr(config, section)["name"]
+            raise p.fail(section, f"{name} rejected its arguments: {message}") from None
+
+
+def config_to_dict(config: StudyConfig) -> dict[str, Any]:
+    """A JSON-able description of the study, stored with it so workers need no TOML.
+
+    Data paths are absolute; the storage URL is left out (it may hold a password).
+    """
+    raw = {k: v for k, v in config.raw.items() if k != "storage"}
+    data = dict(raw.get("data", {}))
+    if config.data.path is not None:
+        data["path"] = str(config.data.path)
+    raw["data"] = data
+    raw["name"] = config.name
+    return raw

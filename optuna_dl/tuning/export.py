@@ -1,0 +1,44 @@
+"""Refit a study's best configuration and turn it into one self-contained model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+
+from optuna_dl.estimator import DeepNetClassifier
+
+
+def refit_best(
+    config: Any,
+    trial: optuna.trial.FrozenTrial,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+) -> tuple[DeepNetClassifier, float]:
+    """Train the trial's configuration on all of ``X_train`` for the epochs it used.
+
+    The study's pipeline standardizes features before the network; the scaler is
+    folded into the first layer, so the returned classifier takes raw features and
+    needs no pipeline around it.
+
+    Returns
+    -------
+    model : DeepNetClassifier
+        Fitted on ``X_train``, accepting unscaled features.
+    pipeline_accuracy : float
+        Held-out accuracy of the scaler + network pipeline before folding.
+    """
+    pipeline = config.make_estimator()
+    params = dict(trial.user_attrs.get("estimator_params", {}))
+    epochs = int(trial.user_attrs.get("best_epoch", config.max_epochs))
+    pipeline.set_params(
+        **{f"classifier__{k}": v for k, v in params.items()}, classifier__max_epochs=epochs
+    )
+    pipeline.fit(X_train, y_train)
+    pipeline_accuracy = float(pipeline.score(X_test, y_test))
+    scaler, model = pipeline.named_steps["scale"], pipeline.named_steps["classifier"]
+    model.network_.absorb_input_scaling(scaler.mean_, scaler.scale_)
+    return model, pipeline_accuracy

@@ -1,0 +1,236 @@
+"""The objective a study optimizes: train with fixed splits, report every epoch."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import optuna
+from scipy.sparse import issparse
+from sklearn.base import clone
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import StratifiedKFold, check_cv, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.utils.multiclass import type_of_target
+
+from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
+from optuna_dl.tuning.space import SearchSpace
+
+
+def final_classifier(estimator: Any) -> DeepNetClassifier:
+    """The DeepNetClassifier at the end of ``estimator`` (itself or a Pipeline's last step)."""
+    model = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    if not isinstance(model, DeepNetClassifier):
+        raise TypeError(
+            "estimator must be a DeepNetClassifier or a Pipeline ending in one; got "
+            f"{type(model).__name__}."
+        )
+    return model
+
+
+def param_prefix(estimator: Any) -> str:
+    """``"<last step>__"`` for a Pipeline, ``""`` for a bare classifier."""
+    return f"{estimator.steps[-1][0]}__" if isinstance(estimator, Pipeline) else ""
+
+
+class Objective:
+    """Train one configuration per trial and return its validation score.
+
+    The splits are computed once, when the objective is built, so every trial and
+    every epoch sees the same training and validation rows (no re-splitting, no
+    leakage). With several folds the folds train in lockstep, one epoch each, and
+    each epoch's report is their mean; with ``optuna.pruners.WilcoxonPruner`` each
+    fold is instead trained to the end and reported as its own step, as that pruner
+    expects.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    space : SearchSpace, optional
+        Defaults to ``SearchSpace.default()``.
+    estimator : DeepNetClassifier or Pipeline ending in one, optional
+        Template whose parameters are kept except those the space samples and
+        ``max_epochs``; defaults to ``DeepNetClassifier()``. Preceding Pipeline steps
+        are fitted once per fold.
+    cv : None, int or splitter, default=None
+        None: one stratified hold-out of ``validation_fraction``.
+    validation_fraction : float, default=0.2
+    scoring : str, default="accuracy"
+        A scikit-learn scorer name (greater is better).
+    max_epochs : int, default=50
+    patience : int or None, default=10
+        Stop a trial when its mean validation score has not improved for this many
+        epochs (None trains every epoch).
+    random_state : int, default=0
+        Seeds the splits and every trial's network.
+
+    Notes
+    -----
+    The trial's value is the best epoch's mean validation score. User attributes:
+    ``estimator_params``, ``learning_curve`` (mean validation score per epoch),
+    ``loss_curve`` (mean training loss), ``best_epoch``, ``epochs``, ``fit_seconds``,
+    ``fold_scores`` (each fold's validation score at the best epoch; with
+    ``WilcoxonPruner``, each fold's best score), and ``diverged`` with the reason when training blew up (the trial is then pruned
+    and the study goes on).
+    """
+
+    def __init__(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        space: SearchSpace | None = None,
+        estimator: Any = None,
+        cv: Any = None,
+        validation_fraction: float = 0.2,
+        scoring: str = "accuracy",
+        max_epochs: int = 50,
+        patience: int | None = 10,
+        random_state: int = 0,
+    ) -> None:
+        self.space = space if space is not None else SearchSpace.default()
+        self.estimator = estimator if estimator is not None else DeepNetClassifier()
+        final_classifier(self.estimator)
+        if not (isinstance(max_epochs, int) and max_epochs >= 1):
+            raise ValueError(f"max_epochs must be a positive integer; got {max_epochs!r}.")
+        if patience is not None and not (isinstance(patience, int) and patience >= 1):
+            raise ValueError(f"patience must be None or a positive integer; got {patience!r}.")
+        self.X = X
+        self.y = np.asarray(y)
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.random_state = random_state
+        self.scorer = get_scorer(scoring)
+        self.scoring = scoring
+        self.classes = np.unique(self.y)
+        self.splits = self._make_splits(cv, validation_fraction)
+
+    def _make_splits(
+        self, cv: Any, validation_fraction: float
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        indices = np.arange(len(self.y))
+        if cv is None:
+            if not 0 < validation_fraction < 1:
+                raise ValueError(
+                    f"validation_fraction must be in (0, 1); got {validation_fraction!r}."
+                )
+            train, val = train_test_split(
+                indices,
+                test_size=validation_fraction,
+                stratify=self.y,
+                random_state=self.random_state,
+            )
+            return [(np.sort(train), np.sort(val))]
+        if isinstance(cv, int):
+            cv = StratifiedKFold(cv, shuffle=True, random_state=self.random_state)
+        splitter = check_cv(cv, self.y, classifier=type_of_target(self.y) != "continuous")
+        return [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(self.X, self.y)]
+
+    def _subset(self, rows: np.ndarray) -> Any:
+        X = self.X
+        if hasattr(X, "iloc"):
+            return X.iloc[rows]
+        if issparse(X):  # a Pipeline whose first step accepts sparse input
+            return X[rows]
+        return np.asarray(X)[rows]
+
+    def _fold_models(self, params: dict[str, Any]) -> list[tuple[Any, Any, Any, Any, Any]]:
+        prefix = param_prefix(self.estimator)
+        folds = []
+        for train, val in self.splits:
+            estimator = clone(self.estimator).set_params(
+                **{prefix + k: v for k, v in params.items()},
+                **{prefix + "max_epochs": self.max_epochs},
+            )
+            if final_classifier(estimator).random_state is None:
+                estimator.set_params(**{prefix + "random_state": self.random_state})
+            X_train, X_val = self._subset(train), self._subset(val)
+            if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+                head = estimator[:-1]
+                X_train = head.fit_transform(X_train, self.y[train])
+                X_val = head.transform(X_val)
+            folds.append((final_classifier(estimator), X_train, self.y[train], X_val, self.y[val]))
+        return folds
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = self.space.suggest(trial)
+        started = time.perf_counter()
+        folds = self._fold_models(params)
+        wilcoxon = isinstance(trial.study.pruner, optuna.pruners.WilcoxonPruner)
+        try:
+            if wilcoxon:
+                curve, losses = self._train_per_fold(trial, folds)
+            else:
+                curve, losses = self._train_lockstep(trial, folds)
+        finally:
+            trial.set_user_attr("fit_seconds", time.perf_counter() - started)
+        best = int(np.argmax(curve))
+        trial.set_user_attr("best_epoch", best + 1)
+        return float(curve[best])
+
+    def _epoch(self, trial: optuna.Trial, model: DeepNetClassifier, X: Any, y: Any) -> float:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DivergenceWarning)
+            model.partial_fit(X, y, classes=self.classes)
+        diverged = [w for w in caught if issubclass(w.category, DivergenceWarning)]
+        for w in caught:
+            if not issubclass(w.category, DivergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if diverged:
+            reason = str(diverged[0].message)
+            trial.set_user_attr("diverged", reason)
+            raise optuna.TrialPruned(reason)
+        return model.loss_curve_[-1]
+
+    def _train_lockstep(self, trial: optuna.Trial, folds: list) -> tuple[list[float], list[float]]:
+        curve: list[float] = []
+        losses: list[float] = []
+        fold_curve: list[list[float]] = []
+        stalled = 0
+        try:
+            for epoch in range(1, self.max_epochs + 1):
+                epoch_losses = [self._epoch(trial, m, Xt, yt) for m, Xt, yt, _, _ in folds]
+                fold_scores = [float(self.scorer(m, Xv, yv)) for m, _, _, Xv, yv in folds]
+                score = float(np.mean(fold_scores))
+                stalled = 0 if not curve or score > max(curve) else stalled + 1
+                curve.append(score)
+                fold_curve.append(fold_scores)
+                losses.append(float(np.mean(epoch_losses)))
+                trial.report(score, epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+                if self.patience is not None and stalled >= self.patience:
+                    break
+        finally:
+            trial.set_user_attr("learning_curve", curve)
+            trial.set_user_attr("loss_curve", losses)
+            trial.set_user_attr("epochs", len(curve))
+            if curve:
+                trial.set_user_attr("fold_scores", fold_curve[int(np.argmax(curve))])
+        return curve, losses
+
+    def _train_per_fold(self, trial: optuna.Trial, folds: list) -> tuple[list[float], list[float]]:
+        fold_curves: list[list[float]] = []
+        try:
+            for step, (model, X_train, y_train, X_val, y_val) in enumerate(folds):
+                fold_curve: list[float] = []
+                for _ in range(self.max_epochs):
+                    self._epoch(trial, model, X_train, y_train)
+                    fold_curve.append(float(self.scorer(model, X_val, y_val)))
+                    stalled = len(fold_curve) - 1 - int(np.argmax(fold_curve))
+                    if self.patience is not None and stalled >= self.patience:
+                        break
+                fold_curves.append(fold_curve)
+                trial.report(max(fold_curve), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after fold {step + 1} of {len(folds)}")
+        finally:
+            trial.set_user_attr("fold_scores", [max(c) for c in fold_curves])
+            trial.set_user_attr("epochs", sum(len(c) for c in fold_curves))
+        length = min(len(c) for c in fold_curves)
+        curve = [float(np.mean([c[i] for c in fold_curves])) for i in range(length)]
+        trial.set_user_attr("learning_curve", curve)
+        return curve, []

@@ -1,0 +1,825 @@
+"""DeepNetSearchCV: an Optuna study behind scikit-learn's search-estimator API."""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import os
+import pickle
+import tempfile
+import time
+import traceback
+import warnings
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+import optuna
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.metrics import get_scorer, get_scorer_names
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv
+from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags, indexable
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from optuna_dl import _validation as rules
+from optuna_dl.estimator import DeepNetClassifier
+from optuna_dl.tuning.objective import Objective, final_classifier, param_prefix
+from optuna_dl.tuning.space import SearchSpace
+
+_OWNER = "DeepNetSearchCV"
+
+
+def _invalid(name: str, rule: str, value: Any) -> ValueError:
+    """The error for a parameter that breaks its rule (same wording as the estimator's)."""
+    return ValueError(
+        f"{_OWNER}: parameter {name!r} must be {rule}; got {value!r} ({type(value).__name__})."
+    )
+
+
+def _refitted(method: str):
+    """``available_if`` check: the method needs ``best_estimator_``, so ``refit=True``."""
+
+    def check(self: DeepNetSearchCV) -> bool:
+        if not self.refit:
+            raise AttributeError(
+                f"This {_OWNER} was initialized with refit=False, so it has no "
+                f"best_estimator_ and no {method}; set refit=True, or fit the estimator "
+                "yourself with best_params_."
+            )
+        return True
+
+    return check
+
+
+class _TrackedObjective:
+    """The objective, recording in user attribute ``pid`` which process ran the trial."""
+
+    def __init__(self, objective: Objective) -> None:
+        self.objective = objective
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("pid", os.getpid())
+        return self.objective(trial)
+
+
+def _seed(random_state: Any) -> int:
+    """An int seed from ``random_state`` (drawn from it when it is a generator)."""
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    return int(np.random.default_rng().integers(2**31 - 1))
+
+
+def _open_storage(spec: Any) -> Any:
+    """A worker's storage: a journal file given as ``("journal", path)``, else as given."""
+    if isinstance(spec, tuple) and spec[0] == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(spec[1]))
+    return spec
+
+
+def _worker(
+    conn: Any,
+    storage: Any,
+    study_name: str,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+    objective: Any,
+    n_trials: int | None,
+    timeout: float | None,
+    n_threads: int,
+    verbosity: int,
+) -> None:
+    """Body of one worker process: load the study and run its share of the trials."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        optuna.logging.set_verbosity(verbosity)
+        with threadpool_limits(limits=n_threads):
+            study = optuna.load_study(
+                study_name=study_name,
+                storage=_open_storage(storage),
+                sampler=sampler,
+                pruner=pruner,
+            )
+            study.optimize(objective, n_trials=n_trials, timeout=timeout)
+        conn.send(("ok", os.getpid(), None))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001
+            exc = RuntimeError(repr(exc))
+        conn.send(("error", exc, traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _process_context() -> Any:
+    """``forkserver`` where it exists (workers fork from a server that has imported this
+    module once, so only the first parallel fit pays for the imports), else ``spawn``.
+    Neither forks the caller, whose threads and locks a fork would copy."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    from multiprocessing import forkserver
+
+    preload = list(getattr(forkserver._forkserver, "_preload_modules", None) or ["__main__"])
+    if __name__ not in preload:  # effective only before the server first starts
+        context.set_forkserver_preload([*preload, __name__])
+    return context
+
+
+def _run_workers(
+    *,
+    storage: Any,
+    study_name: str,
+    samplers: list[optuna.samplers.BaseSampler],
+    pruner: optuna.pruners.BasePruner,
+    objective: Any,
+    counts: list[int | None],
+    timeout: float | None,
+    n_threads: int,
+) -> None:
+    """Run one spawned process per entry of ``counts``; raise the first worker error."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    context = _process_context()
+    verbosity = optuna.logging.get_verbosity()
+    running: dict[Any, tuple[int, Any]] = {}
+    results: dict[int, tuple[str, Any, Any]] = {}
+    try:
+        for index, count in enumerate(counts):
+            reader, writer = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_worker,
+                args=(
+                    writer,
+                    storage,
+                    study_name,
+                    samplers[index],
+                    copy.deepcopy(pruner),
+                    objective,
+                    count,
+                    timeout,
+                    n_threads,
+                    verbosity,
+                ),
+                name=f"{_OWNER}-worker-{index}",
+            )
+            process.start()
+            writer.close()
+            running[reader] = (index, process)
+        while running:
+            for reader in wait(list(running)):
+                index, process = running.pop(reader)
+                try:
+                    results[index] = reader.recv()
+                except EOFError:
+                    process.join()
+                    results[index] = (
+                        "error",
+                        RuntimeError(
+                            f"{_OWNER} worker process {index} died with exit code "
+                            f"{process.exitcode} before reporting."
+                        ),
+                        None,
+                    )
+                reader.close()
+    finally:
+        for _, process in running.values():  # only on an interruption in the parent
+            if process.is_alive():
+                process.terminate()
+        for reader, (_, process) in running.items():
+            reader.close()
+            process.join()
+    for index in sorted(results):
+        status, error, trace = results[index]
+        if status == "error":
+            if trace and hasattr(error, "add_note"):
+                error.add_note(f"Raised in {_OWNER} worker process {index}:\n{trace}")
+            raise error
+
+
+class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
+    """Tune a :class:`~optuna_dl.DeepNetClassifier` with an Optuna study, like GridSearchCV.
+
+    Each trial samples parameters from ``space``, trains the estimator on every
+    cross-validation fold in lockstep, one epoch at a time, reports the mean validation
+    score after each epoch (so the pruner can stop it early) and scores the trial with
+    its best epoch. The best parameters are then refit on all the data for the number
+    of epochs the best trial needed.
+
+    Parameters
+    ----------
+    estimator : DeepNetClassifier or Pipeline ending in one, default=None
+        Template whose parameters are kept except those ``space`` samples and
+        ``max_epochs``; None means ``DeepNetClassifier()``. For a Pipeline the space's
+        names get the last step's prefix (``"deepnetclassifier__learning_rate"``) in
+        ``best_params_`` and ``cv_results_``, and the preceding steps are fitted once
+        per fold.
+    space : SearchSpace, default=None
+        What to sample; None means ``SearchSpace.default()``.
+    n_trials : int or None, default=20
+        Trials to run in each ``fit`` (in total over all processes). None runs until
+        ``timeout``.
+    timeout : float or None, default=None
+        Stop starting trials after this many seconds (per process when ``n_jobs > 1``).
+    sampler : optuna.samplers.BaseSampler, default=None
+        None means ``TPESampler(seed=random_state)``. A copy is used in each ``fit``,
+        so the object given is never changed.
+    pruner : optuna.pruners.BasePruner, default=None
+        None means ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)``. Copied per
+        ``fit`` like ``sampler``.
+    storage : str or optuna.storages.BaseStorage, default=None
+        Where the study lives (e.g. ``"sqlite:///study.db"``). None keeps it in memory.
+    study_name : str, default=None
+        With ``storage`` as well, ``fit`` resumes (or creates) the study of that name and
+        adds ``n_trials`` trials to it. Otherwise every ``fit`` starts a new study (with
+        a new unique name in ``storage``), so refits and the clones fitted by
+        ``cross_validate`` never share trials.
+    cv : int, cross-validation splitter or iterable, default=3
+        Folds every trial trains on; the splits are drawn once per ``fit``. An int
+        ``k`` gives ``StratifiedKFold(k, shuffle=True)`` seeded by ``random_state``
+        (see Notes for classes smaller than ``k``). None means 3.
+    scoring : str or callable, default="accuracy"
+        A scikit-learn scorer name or a scorer ``(estimator, X, y) -> float``; greater
+        is better. Also what :meth:`score` returns.
+    refit : bool, default=True
+        Fit ``best_estimator_`` on all the data with the best parameters.
+    max_epochs : int, default=50
+        Epochs a trial may train.
+    patience : int or None, default=10
+        Stop a trial when its mean validation score has not improved for this many
+        epochs; None trains every trial for ``max_epochs``.
+    n_jobs : int, default=1
+        Number of worker processes running trials; -1 means ``os.cpu_count()``.
+        Each worker limits its BLAS threads to ``max(1, cpu_count // n_jobs)``.
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds the folds, the default sampler and every network whose own
+        ``random_state`` is None (the refit included). An int makes sequential
+        (``n_jobs=1``) fits reproducible.
+    show_progress_bar : bool, default=False
+        Show Optuna's progress bar (``n_jobs=1`` only).
+
+    Attributes
+    ----------
+    study_ : optuna.Study
+        The study (in memory unless ``storage`` was given).
+    best_trial_ : optuna.trial.FrozenTrial
+    best_index_ : int
+        Row of the best trial in ``cv_results_``.
+    best_params_ : dict
+        Estimator parameters of the best trial, in the estimator's terms (``beta``,
+        not the sampled ``one_minus_beta``), prefixed for a Pipeline.
+    best_score_ : float
+        Mean validation score of the best trial at its best epoch.
+    best_estimator_ : DeepNetClassifier or Pipeline
+        Refit on all the data with ``best_params_`` and ``max_epochs`` set to the best
+        trial's best epoch. Only with ``refit=True``.
+    cv_results_ : dict of ndarray
+        One row per trial of ``study_`` in trial order (for a resumed study, the earlier
+        trials too): ``params``, ``param_<name>`` (masked where a conditional
+        parameter was not sampled), ``split<k>_test_score``, ``mean_test_score``,
+        ``std_test_score``, ``rank_test_score``, ``mean_fit_time`` (trial wall time
+        divided by the folds), ``state`` (the trial state's name) and ``n_epochs``.
+        Scores of trials that did not complete are NaN and rank last.
+    n_trials_ : int
+        Number of trials in ``study_``.
+    n_splits_ : int
+        Number of cross-validation splits used.
+    refit_time_ : float
+        Seconds spent refitting ``best_estimator_``.
+    scorer_ : callable
+        The scorer built from ``scoring``.
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` had string column names.
+
+    See Also
+    --------
+    optuna_dl.tuning.Objective : The per-trial training this runs.
+    sklearn.model_selection.GridSearchCV : The API this follows.
+
+    Notes
+    -----
+    **Small classes.** With an int ``cv`` larger than the smallest class, the number
+    of folds is reduced to that class's size (at least 2) and a ``UserWarning`` says
+    so; when a class has a single sample no stratified split exists, and a shuffled
+    ``KFold`` with ``min(cv, n_samples)`` folds is used instead (the networks still
+    know every class, because the objective passes ``classes`` to ``partial_fit``).
+    ``n_splits_`` records the folds used.
+
+    **Processes.** ``n_jobs > 1`` runs the trials in separate processes started with
+    the ``"forkserver"`` method (``"spawn"`` where it does not exist), never by forking
+    the caller, so scripts must guard their entry point with
+    ``if __name__ == "__main__":`` and the estimator must be picklable. Without ``storage`` the study lives in a temporary
+    ``JournalStorage`` file while the workers run and is then copied into memory; with
+    ``storage`` it must be one every process can open (a database URL or a journal
+    storage, not an ``InMemoryStorage``). The trial budget is split between the workers
+    so exactly ``n_trials`` trials run. Each worker uses its own sampler: the default
+    sampler is seeded ``random_state + worker``, a given sampler is reseeded in every
+    worker but the first. The order in which parallel trials finish varies, so
+    parallel searches are not reproducible even with ``random_state`` set.
+
+    **Validation.** ``X`` is validated up front for a bare classifier; a Pipeline's
+    steps validate it themselves (so a first step that accepts NaN or sparse input
+    can), and the estimator tags ``allow_nan`` and ``sparse`` are the estimator's.
+
+    **scikit-learn's estimator checks** pass with no expected failures.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from optuna_dl import DeepNetClassifier
+    >>> from optuna_dl.tuning import DeepNetSearchCV, SearchSpace
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = DeepNetSearchCV(
+    ...     DeepNetClassifier(n_units=16),
+    ...     SearchSpace.default(max_tier=1),  # the learning rate only
+    ...     n_trials=3,
+    ...     max_epochs=5,
+    ...     random_state=0,
+    ... ).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['learning_rate']
+    >>> search.cv_results_["mean_test_score"].shape
+    (3,)
+    >>> search.best_estimator_.max_epochs <= 5
+    True
+    >>> search.predict(X[:2]).shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        space: SearchSpace | None = None,
+        *,
+        n_trials: int | None = 20,
+        timeout: float | None = None,
+        sampler: optuna.samplers.BaseSampler | None = None,
+        pruner: optuna.pruners.BasePruner | None = None,
+        storage: Any = None,
+        study_name: str | None = None,
+        cv: Any = 3,
+        scoring: Any = "accuracy",
+        refit: bool = True,
+        max_epochs: int = 50,
+        patience: int | None = 10,
+        n_jobs: int | None = 1,
+        random_state: Any = None,
+        show_progress_bar: bool = False,
+    ) -> None:
+        self.estimator = estimator
+        self.space = space
+        self.n_trials = n_trials
+        self.timeout = timeout
+        self.sampler = sampler
+        self.pruner = pruner
+        self.storage = storage
+        self.study_name = study_name
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.show_progress_bar = show_progress_bar
+
+    # --------------------------------------------------------------- validation
+    def _estimator(self) -> Any:
+        estimator = self.estimator if self.estimator is not None else DeepNetClassifier()
+        try:
+            final_classifier(estimator)
+        except TypeError:
+            raise _invalid(
+                "estimator", "a DeepNetClassifier or a Pipeline ending in one", estimator
+            ) from None
+        return estimator
+
+    def _check_params(self) -> None:
+        """Raise ValueError naming the first parameter that breaks its rule."""
+        rules.check_parameters(
+            _OWNER,
+            self.get_params(deep=False),
+            {
+                "max_epochs": rules.Interval("int", 1, None),
+                "refit": rules.Boolean(),
+                "show_progress_bar": rules.Boolean(),
+                "random_state": rules.RandomState(),
+            },
+        )
+        if self.space is not None and not isinstance(self.space, SearchSpace):
+            raise _invalid("space", "None or a SearchSpace", self.space)
+        if self.n_trials is None:
+            if self.timeout is None:
+                raise _invalid("n_trials", "a positive integer (None needs a timeout)", None)
+        elif not rules.Interval("int", 1, None).accepts(self.n_trials):
+            raise _invalid("n_trials", "an integer in [1, inf) or None", self.n_trials)
+        if self.timeout is not None and not rules.Interval("float", 0, None, "neither").accepts(
+            self.timeout
+        ):
+            raise _invalid("timeout", "None or a number in (0, inf)", self.timeout)
+        if self.patience is not None and not rules.Interval("int", 1, None).accepts(
+            self.patience
+        ):
+            raise _invalid("patience", "None or an integer in [1, inf)", self.patience)
+        if self.sampler is not None and not isinstance(
+            self.sampler, optuna.samplers.BaseSampler
+        ):
+            raise _invalid("sampler", "None or an optuna sampler", self.sampler)
+        if self.pruner is not None and not isinstance(self.pruner, optuna.pruners.BasePruner):
+            raise _invalid("pruner", "None or an optuna pruner", self.pruner)
+        if self.storage is not None and not isinstance(
+            self.storage, (str, optuna.storages.BaseStorage)
+        ):
+            raise _invalid("storage", "None, a database URL or an optuna storage", self.storage)
+        if self.study_name is not None and not isinstance(self.study_name, str):
+            raise _invalid("study_name", "None or a string", self.study_name)
+        cv = self.cv
+        if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+            if cv < 2:
+                raise _invalid("cv", "an integer in [2, inf), a splitter or an iterable", cv)
+        elif not (
+            cv is None
+            or hasattr(cv, "split")
+            or (hasattr(cv, "__iter__") and not isinstance(cv, (str, bytes)))
+        ):
+            raise _invalid(
+                "cv", "None, an integer in [2, inf), a CV splitter or an iterable of splits", cv
+            )
+        if isinstance(self.scoring, str):
+            if self.scoring not in get_scorer_names():
+                raise _invalid(
+                    "scoring",
+                    "a callable or a scorer name from sklearn.metrics.get_scorer_names()",
+                    self.scoring,
+                )
+        elif not callable(self.scoring):
+            raise _invalid("scoring", "a scorer name or a callable", self.scoring)
+        n_jobs = self.n_jobs
+        if n_jobs is not None and (
+            not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0
+        ):
+            raise _invalid("n_jobs", "None or a non-zero integer (-1: all CPUs)", n_jobs)
+        if (
+            self._n_jobs() > 1
+            and isinstance(self.storage, optuna.storages.InMemoryStorage)
+        ):
+            raise _invalid(
+                "storage",
+                "a storage other processes can open (a database URL or a JournalStorage) "
+                "when n_jobs > 1",
+                self.storage,
+            )
+
+    def _n_jobs(self) -> int:
+        if self.n_jobs is None:
+            return 1
+        if self.n_jobs < 0:
+            return max(1, (os.cpu_count() or 1) + 1 + int(self.n_jobs))
+        return int(self.n_jobs)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, y: Any, *, groups: Any = None) -> DeepNetSearchCV:
+        """Run the study, then refit the best parameters on all the data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (anything the estimator, or the Pipeline's first step,
+            accepts).
+        y : array-like of shape (n_samples,)
+            Class labels.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group-aware ``cv`` splitter.
+
+        Returns
+        -------
+        self : DeepNetSearchCV
+        """
+        self._check_params()
+        estimator = self._estimator()
+        space = self.space if self.space is not None else SearchSpace.default()
+        if isinstance(estimator, Pipeline):
+            X, y = validate_data(self, X, y, skip_check_array=True)
+            y = column_or_1d(y, warn=True)
+        else:
+            _, y = validate_data(self, X, y)  # checks only: the estimator gets X as given
+        X, y, groups = indexable(X, y, groups)
+        check_classification_targets(y)
+        classes = np.unique(y)
+        if classes.size < 2:
+            raise ValueError(
+                f"{_OWNER} needs samples of at least 2 classes; got {classes.size} "
+                f"class{'' if classes.size == 1 else 'es'} {classes.tolist()!r}."
+            )
+        seed = _seed(self.random_state)
+        splits = self._splits(X, y, groups, seed)
+        objective = Objective(
+            X,
+            y,
+            space=space,
+            estimator=estimator,
+            cv=splits,
+            scoring=self.scoring,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            random_state=seed,
+        )
+        self.scorer_ = get_scorer(self.scoring)
+        self.n_splits_ = len(splits)
+        self.study_ = self._optimize(_TrackedObjective(objective), seed)
+        trials = self.study_.get_trials(deepcopy=False)
+        self.n_trials_ = len(trials)
+        self.cv_results_ = _cv_results(trials, space, param_prefix(estimator), self.n_splits_)
+        completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not completed:
+            states = sorted({t.state.name for t in trials})
+            raise ValueError(
+                f"{_OWNER}: no trial completed ({len(trials)} trials, states "
+                f"{', '.join(states) or 'none'}), so there are no best parameters; see "
+                "study_ for the reasons (user attribute 'diverged', failed trials' logs)."
+            )
+        self.best_trial_ = self.study_.best_trial
+        self.best_index_ = next(
+            i for i, t in enumerate(trials) if t.number == self.best_trial_.number
+        )
+        self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
+        self.best_score_ = float(self.best_trial_.value)
+        self.classes_ = classes
+        if self.refit:
+            self._refit(estimator, X, y, seed)
+        return self
+
+    def _splits(self, X: Any, y: np.ndarray, groups: Any, seed: int) -> list[tuple]:
+        cv = 3 if self.cv is None else self.cv
+        if isinstance(cv, numbers.Integral):
+            smallest = int(np.unique(y, return_counts=True)[1].min())
+            if smallest >= cv:
+                splitter = StratifiedKFold(int(cv), shuffle=True, random_state=seed)
+            elif smallest >= 2:
+                warnings.warn(
+                    f"{_OWNER}: the smallest class has {smallest} samples, fewer than "
+                    f"cv={cv}; using {smallest} stratified folds.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                splitter = StratifiedKFold(smallest, shuffle=True, random_state=seed)
+            else:
+                n_splits = min(int(cv), len(y))
+                warnings.warn(
+                    f"{_OWNER}: a class has a single sample, so no stratified split "
+                    f"exists; using {n_splits} shuffled, unstratified folds.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                splitter = KFold(n_splits, shuffle=True, random_state=seed)
+        else:
+            splitter = check_cv(cv, y, classifier=True)
+        return [(np.asarray(tr), np.asarray(te)) for tr, te in splitter.split(X, y, groups)]
+
+    def _optimize(self, objective: _TrackedObjective, seed: int) -> optuna.Study:
+        sampler = (
+            copy.deepcopy(self.sampler)
+            if self.sampler is not None
+            else optuna.samplers.TPESampler(seed=seed)
+        )
+        pruner = (
+            copy.deepcopy(self.pruner)
+            if self.pruner is not None
+            else optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+        )
+        resume = self.storage is not None and self.study_name is not None
+        n_jobs = self._n_jobs()
+        n_workers = n_jobs if self.n_trials is None else min(n_jobs, self.n_trials)
+        with ExitStack() as stack:
+            storage, worker_storage = self.storage, self.storage
+            if n_workers > 1 and storage is None:
+                from optuna.storages.journal import JournalFileBackend
+
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="optuna_dl-"))
+                path = os.path.join(folder, "journal.log")
+                storage = optuna.storages.JournalStorage(JournalFileBackend(path))
+                worker_storage = ("journal", path)
+            study = optuna.create_study(
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                study_name=self.study_name,
+                direction="maximize",
+                load_if_exists=resume,
+            )
+            if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+                raise ValueError(
+                    f"{_OWNER}: study {study.study_name!r} in storage minimizes; scores "
+                    "are maximized, so resume only studies created to maximize."
+                )
+            if n_workers == 1:
+                study.optimize(
+                    objective,
+                    n_trials=self.n_trials,
+                    timeout=self.timeout,
+                    show_progress_bar=self.show_progress_bar,
+                )
+                return study
+            samplers = [copy.deepcopy(sampler) for _ in range(n_workers)]
+            for index in range(1, n_workers):
+                if self.sampler is None:
+                    samplers[index] = optuna.samplers.TPESampler(seed=(seed + index) % 2**32)
+                else:
+                    samplers[index].reseed_rng()
+            if self.n_trials is None:
+                counts: list[int | None] = [None] * n_workers
+            else:
+                share, extra = divmod(self.n_trials, n_workers)
+                counts = [share + (index < extra) for index in range(n_workers)]
+            _run_workers(
+                storage=worker_storage,
+                study_name=study.study_name,
+                samplers=samplers,
+                pruner=pruner,
+                objective=objective,
+                counts=counts,
+                timeout=self.timeout,
+                n_threads=max(1, (os.cpu_count() or 1) // n_jobs),
+            )
+            if self.storage is not None:
+                return optuna.load_study(
+                    study_name=study.study_name, storage=storage, sampler=sampler, pruner=pruner
+                )
+            memory = optuna.storages.InMemoryStorage()
+            optuna.copy_study(
+                from_study_name=study.study_name, from_storage=storage, to_storage=memory
+            )
+            return optuna.load_study(
+                study_name=study.study_name, storage=memory, sampler=sampler, pruner=pruner
+            )
+
+    def _refit(self, estimator: Any, X: Any, y: np.ndarray, seed: int) -> None:
+        prefix = param_prefix(estimator)
+        epochs = int(self.best_trial_.user_attrs.get("best_epoch", self.max_epochs))
+        best = clone(estimator).set_params(
+            **self.best_params_, **{prefix + "max_epochs": max(1, epochs)}
+        )
+        if final_classifier(best).random_state is None:
+            best.set_params(**{prefix + "random_state": seed})
+        started = time.perf_counter()
+        best.fit(X, y)
+        self.refit_time_ = time.perf_counter() - started
+        self.best_estimator_ = best
+
+    # ---------------------------------------------------------------- inference
+    @available_if(_refitted("predict"))
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict with ``best_estimator_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
+
+    @available_if(_refitted("predict_proba"))
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of ``best_estimator_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_proba(X)
+
+    @available_if(_refitted("predict_log_proba"))
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log class probabilities of ``best_estimator_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_log_proba(X)
+
+    @available_if(_refitted("score"))
+    def score(self, X: Any, y: Any) -> float:
+        """Score ``best_estimator_`` on ``(X, y)`` with ``scoring`` (as in the search).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self, "best_estimator_")
+        return float(self.scorer_(self.best_estimator_, X, y))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        estimator = self.estimator if self.estimator is not None else DeepNetClassifier()
+        try:
+            inner = get_tags(estimator)
+        except Exception:  # noqa: BLE001 - an invalid estimator is reported by fit
+            return tags
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.input_tags.pairwise = inner.input_tags.pairwise
+        if inner.classifier_tags is not None:
+            tags.classifier_tags = copy.deepcopy(inner.classifier_tags)
+        return tags
+
+
+def _trial_params(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> dict[str, Any]:
+    """Estimator parameters of ``trial``: the stored ones, else translated from the
+    sampled values (untranslatable names are kept as sampled)."""
+    params = trial.user_attrs.get("estimator_params")
+    if params is not None:
+        return dict(params)
+    result = {}
+    for name, value in trial.params.items():
+        try:
+            result.update(space.to_estimator_params({name: value}))
+        except KeyError:
+            result[name] = value
+    return result
+
+
+def _cv_results(
+    trials: list[optuna.trial.FrozenTrial], space: SearchSpace, prefix: str, n_splits: int
+) -> dict[str, Any]:
+    """scikit-learn's ``cv_results_`` layout, one row per trial."""
+    n = len(trials)
+    params = [{prefix + k: v for k, v in _trial_params(t, space).items()} for t in trials]
+    complete = np.array([t.state == optuna.trial.TrialState.COMPLETE for t in trials], bool)
+    folds = np.full((n, n_splits), np.nan)
+    means = np.full(n, np.nan)
+    stds = np.full(n, np.nan)
+    fit_time = np.full(n, np.nan)
+    for i, trial in enumerate(trials):
+        scores = trial.user_attrs.get("fold_scores")
+        seconds = trial.user_attrs.get("fit_seconds")
+        if seconds is not None:
+            fit_time[i] = seconds / (len(scores) if scores else n_splits)
+        if not complete[i]:
+            continue
+        means[i] = trial.value
+        if scores is not None and len(scores) == n_splits:
+            folds[i] = scores
+            stds[i] = np.std(scores)
+
+    results: dict[str, Any] = {"mean_fit_time": fit_time}
+    for name in sorted({k for p in params for k in p}):
+        values = [p[name] for p in params if name in p]
+        numeric = all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values
+        )
+        dtype = np.result_type(*values) if numeric else object
+        column = np.ma.MaskedArray(np.zeros(n, dtype=dtype), mask=True)
+        for i, p in enumerate(params):
+            if name in p:
+                column[i] = p[name]
+        results[f"param_{name}"] = column
+    results["params"] = params
+    for k in range(n_splits):
+        results[f"split{k}_test_score"] = folds[:, k]
+    results["mean_test_score"] = means
+    results["std_test_score"] = stds
+    # like GridSearchCV: ties share the best rank, trials without a score rank last
+    ranked = np.where(np.isnan(means), -np.inf, means)
+    rank = rankdata(-ranked, method="min").astype(np.int32)
+    results["rank_test_score"] = rank
+    results["state"] = np.array([t.state.name for t in trials], dtype=object)
+    results["n_epochs"] = np.array([int(t.user_attrs.get("epochs", 0)) for t in trials], int)
+    return results

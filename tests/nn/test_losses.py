@@ -1,0 +1,174 @@
+"""Softmax, log-softmax and cross-entropy: properties checked with Hypothesis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from optuna_dl.nn import log_softmax, softmax, softmax_cross_entropy
+
+SETTINGS = settings(max_examples=60, deadline=None, database=None)
+# Underflow of exp(-huge) to 0 is the intended, harmless outcome; anything else raises.
+STRICT = {"over": "raise", "divide": "raise", "invalid": "raise", "under": "ignore"}
+
+shapes = st.tuples(st.integers(1, 12), st.integers(2, 6))
+
+
+def logits_strategy(bound: float = 50.0, dtype=np.float64):
+    return shapes.flatmap(
+        lambda shape: arrays(
+            dtype,
+            shape,
+            elements=st.floats(-bound, bound, allow_nan=False, width=np.dtype(dtype).itemsize * 8),
+        )
+    )
+
+
+@st.composite
+def logits_and_labels(draw, bound: float = 50.0):
+    logits = draw(logits_strategy(bound))
+    m, k = logits.shape
+    labels = draw(arrays(np.int64, (m,), elements=st.integers(0, k - 1)))
+    return logits, labels
+
+
+def one_hot(y: np.ndarray, k: int) -> np.ndarray:
+    return np.eye(k)[y]
+
+
+def reference_softmax(logits: np.ndarray) -> np.ndarray:
+    """Straightforward definition, in extended precision, for moderate logits only."""
+    e = np.exp(logits.astype(np.longdouble))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float64)
+
+
+@SETTINGS
+@given(logits_strategy())
+def test_softmax_rows_are_probability_vectors(logits):
+    before = logits.copy()
+    p = softmax(logits)
+    np.testing.assert_array_equal(logits, before)  # the input is not overwritten
+    assert p.shape == logits.shape
+    assert np.all(p >= 0) and np.all(p <= 1)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(p, reference_softmax(logits), rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(np.exp(log_softmax(logits)), p, rtol=1e-10, atol=1e-300)
+    # The largest logit of a row gets the largest probability.
+    rows = np.arange(len(p))
+    assert np.all(p[rows, logits.argmax(axis=1)] == p.max(axis=1))
+
+
+@SETTINGS
+@given(logits_strategy(), st.data())
+def test_adding_a_constant_per_row_changes_nothing(logits, data):
+    shifts = data.draw(
+        arrays(np.float64, (logits.shape[0], 1), elements=st.floats(-1e3, 1e3, allow_nan=False))
+    )
+    shifted = logits + shifts
+    # What is left of the shift after rounding ~ |shift| * 2**-52.
+    atol = 1e-12 * (1 + np.abs(shifts).max())
+    np.testing.assert_allclose(softmax(shifted), softmax(logits), rtol=1e-9, atol=atol)
+    np.testing.assert_allclose(log_softmax(shifted), log_softmax(logits), rtol=0, atol=atol * 10)
+
+
+@SETTINGS
+@given(logits_strategy(bound=1e4))
+def test_huge_logits_give_finite_results_without_overflow(logits):
+    with np.errstate(**STRICT):
+        p = softmax(logits)
+        log_p = log_softmax(logits)
+        loss, dlogits = softmax_cross_entropy(logits, logits.argmin(axis=1))
+    assert np.isfinite(p).all() and np.isfinite(log_p).all()
+    assert np.isfinite(loss) and np.isfinite(dlogits).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all(log_p <= 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("magnitude", [1e4, -1e4, 3e38])
+def test_extreme_logits_are_handled_exactly(magnitude, dtype):
+    logits = np.array([[magnitude, 0.0, -magnitude], [magnitude, magnitude, 0.0]], dtype=dtype)
+    if abs(magnitude) > 1e30:
+        logits = np.array([[magnitude, 0.0, 0.0], [magnitude, magnitude, 0.0]], dtype=dtype)
+    with np.errstate(**STRICT):
+        p = softmax(logits)
+        log_p = log_softmax(logits)
+        loss, dlogits = softmax_cross_entropy(logits, np.array([0, 2]))
+    assert p.dtype == log_p.dtype == dlogits.dtype == dtype
+    assert np.isfinite(p).all() and np.isfinite(log_p).all() and np.isfinite(loss)
+    big = logits.argmax(axis=1)
+    assert p[0, big[0]] == 1.0
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@SETTINGS
+@given(logits_and_labels())
+def test_cross_entropy_and_its_gradient(data):
+    logits, y = data
+    m, k = logits.shape
+    before = logits.copy()
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    np.testing.assert_array_equal(logits, before)
+    assert isinstance(loss, float)
+    expected_loss = -np.mean(np.log(reference_softmax(logits))[np.arange(m), y])
+    if np.isfinite(expected_loss):
+        assert loss == pytest.approx(expected_loss, rel=1e-9, abs=1e-12)
+    assert loss >= 0
+    expected = (softmax(logits) - one_hot(y, k)) / m
+    np.testing.assert_allclose(dlogits, expected, rtol=1e-12, atol=1e-15)
+    # Each row of the gradient sums to 0.
+    np.testing.assert_allclose(dlogits.sum(axis=1), 0.0, atol=1e-14)
+
+
+def test_cross_entropy_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    logits = 2 * rng.standard_normal((5, 4))
+    y = np.array([0, 3, 1, 1, 2])
+    _, dlogits = softmax_cross_entropy(logits, y)
+    numeric = np.zeros_like(logits)
+    step = 1e-6
+    for index in np.ndindex(*logits.shape):
+        plus, minus = logits.copy(), logits.copy()
+        plus[index] += step
+        minus[index] -= step
+        numeric[index] = (
+            softmax_cross_entropy(plus, y)[0] - softmax_cross_entropy(minus, y)[0]
+        ) / (2 * step)
+    np.testing.assert_allclose(dlogits, numeric, rtol=1e-7, atol=1e-10)
+
+
+@SETTINGS
+@given(
+    st.tuples(st.integers(1, 10), st.integers(2, 6)).flatmap(
+        lambda shape: st.tuples(
+            arrays(np.int64, (shape[0],), elements=st.integers(0, shape[1] - 1)),
+            st.just(shape[1]),
+        )
+    )
+)
+def test_perfect_logits_give_zero_loss(labels_and_k):
+    y, k = labels_and_k
+    loss, dlogits = softmax_cross_entropy(60.0 * one_hot(y, k), y)
+    assert 0 <= loss < 1e-20
+    np.testing.assert_allclose(dlogits, 0.0, atol=1e-20)
+    with np.errstate(**STRICT):
+        loss, _ = softmax_cross_entropy(1e4 * one_hot(y, k), y)
+    assert loss == 0.0
+
+
+def test_uniform_logits_give_log_k():
+    for k in (2, 3, 10):
+        loss, _ = softmax_cross_entropy(np.zeros((4, k)), np.arange(4) % k)
+        assert loss == pytest.approx(np.log(k), rel=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtypes_are_kept(dtype):
+    logits = np.random.default_rng(1).standard_normal((6, 3)).astype(dtype)
+    assert softmax(logits).dtype == dtype
+    assert log_softmax(logits).dtype == dtype
+    _, dlogits = softmax_cross_entropy(logits, np.array([0, 1, 2, 0, 1, 2]))
+    assert dlogits.dtype == dtype
