@@ -154,10 +154,18 @@ def _restore(model: Any, header: dict[str, Any], contents: dict[str, np.ndarray]
     optimizer = model._make_optimizer()
     slots = header["optimizer_slots"]
     if slots:
+        expected = [network.flat_params]
         state = {
-            slot: [contents[f"optimizer_{slot}_{i:03d}"] for i in range(len(network.params))]
+            slot: [contents[f"optimizer_{slot}_{i:03d}"] for i in range(len(expected))]
             for slot in slots
         }
+        for slot, arrays in state.items():
+            for array, param in zip(arrays, expected):
+                if array.shape != param.shape or array.dtype != param.dtype:
+                    raise ValueError(
+                        f"optimizer state {slot!r} has shape {array.shape} and dtype "
+                        f"{array.dtype}; the network needs {param.shape} and {param.dtype}"
+                    )
         optimizer.load_state(header["optimizer_t"], state)
     else:
         optimizer.t = int(header["optimizer_t"])

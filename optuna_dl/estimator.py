@@ -12,6 +12,7 @@ from sklearn.callback import CallbackSupportMixin, with_callbacks
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from optuna_dl import _validation as rules
 from optuna_dl.callbacks import EpochRecord
@@ -345,15 +346,22 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         return X_train, X_val, y_train, y_val
 
     def _train(self, X, y, X_val, y_val, n_epochs: int, context: Any) -> None:
-        network, optimizer, rng = self.network_, self.optimizer_, self._rng
         n = X.shape[0]
         batch_size = min(self.batch_size, n)
         starts = list(range(0, n, batch_size))
         if len(starts) > 1 and n - starts[-1] == 1:
             starts.pop()  # a batch of one sample has no batch statistics: merge it
-        stops = starts[1:] + [n]
-        params, grads = network.params, network.grads
+        batches = list(zip(starts, starts[1:] + [n]))
+        threads = _blas_threads(self.network_, batch_size)
+        with threadpool_limits(threads, user_api="blas"):
+            self._run_epochs(X, y, X_val, y_val, n_epochs, context, batches)
+
+    def _run_epochs(self, X, y, X_val, y_val, n_epochs, context, batches) -> None:
+        network, optimizer, rng = self.network_, self.optimizer_, self._rng
+        n = X.shape[0]
+        params, grads = [network.flat_params], [network.flat_grads]
         weights, weight_grads = network.weights, network.weight_grads
+        batch_buffer = np.empty((max(b - a for a, b in batches), X.shape[1]), X.dtype)
         l2 = float(self.l2)
         best_loss, best_score, stalled = np.inf, -np.inf, 0
         best_state: list[np.ndarray] | None = None
@@ -375,10 +383,11 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 call_start = (self.n_iter_, snapshot)
             order = rng.permutation(n)
             total = 0.0
-            for start, stop in zip(starts, stops):
+            for start, stop in batches:
                 batch = order[start:stop]
                 m = batch.size
-                logits = network.forward(X[batch], training=True)
+                X_batch = np.take(X, batch, axis=0, out=batch_buffer[:m])
+                logits = network.forward(X_batch, training=True)
                 loss, dlogits = softmax_cross_entropy(logits, y[batch])
                 network.backward(dlogits)
                 if l2 > 0:
@@ -388,7 +397,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 optimizer.update(params, grads, learning_rate)
                 total += loss * m
             epoch_loss = total / n
-            if not (np.isfinite(epoch_loss) and all(np.isfinite(p).all() for p in params)):
+            if not (np.isfinite(epoch_loss) and np.isfinite(network.flat_params).all()):
                 self._stop_diverged(X, [(self.n_iter_, snapshot), call_start], learning_rate)
                 break
             self.n_iter_ += 1
@@ -540,6 +549,16 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         from optuna_dl._persistence import load_model
 
         return load_model(cls, path)
+
+
+# Below this many GEMM FLOPs per training step, BLAS threads cost more than they save.
+SINGLE_THREAD_FLOPS = 3e7
+
+
+def _blas_threads(network: Network, batch_size: int) -> int | None:
+    """1 for small layers (overhead-bound: one thread is faster), else no limit."""
+    flops = 6 * batch_size * sum(W.size for W in network.weights)
+    return 1 if flops < SINGLE_THREAD_FLOPS else None
 
 
 def _make_generator(random_state: Any) -> np.random.Generator:

@@ -20,11 +20,24 @@ class Layer:
     #: Arrays that are learned state but not trained by gradients (BN statistics).
     buffers: list[np.ndarray]
 
+    #: Attribute names of ``params`` and of ``grads``, in order.
+    param_names: tuple[str, ...] = ()
+    grad_names: tuple[str, ...] = ()
+
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         raise NotImplementedError
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
+
+    def bind(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """Make the layer use ``params``/``grads`` (e.g. views into one flat buffer)
+        instead of its own arrays; values of ``params`` are taken as they are."""
+        for name, array in zip(self.param_names, params, strict=True):
+            setattr(self, name, array)
+        for name, array in zip(self.grad_names, grads, strict=True):
+            setattr(self, name, array)
+        self.params, self.grads = list(params), list(grads)
 
 
 class Dense(Layer):
@@ -60,11 +73,13 @@ class Dense(Layer):
         self.params = [self.W]
         self.grads = [self.dW]
         self.b: np.ndarray | None = None
+        self.param_names, self.grad_names = ("W",), ("dW",)
         if use_bias:
             self.b = np.zeros(n_out, dtype=dtype)
             self.db = np.zeros_like(self.b)
             self.params.append(self.b)
             self.grads.append(self.db)
+            self.param_names, self.grad_names = ("W", "b"), ("dW", "db")
         self.buffers = []
         self.input_grad = input_grad
         self._x: np.ndarray | None = None
@@ -105,6 +120,7 @@ class BatchNorm(Layer):
         self.running_var = np.ones(n, dtype=dtype)
         self.params = [self.gamma, self.beta]
         self.grads = [self.dgamma, self.dbeta]
+        self.param_names, self.grad_names = ("gamma", "beta"), ("dgamma", "dbeta")
         self.buffers = [self.running_mean, self.running_var]
         self.momentum = float(momentum)
         self.eps = float(eps)
@@ -113,19 +129,24 @@ class BatchNorm(Layer):
 
     def forward(self, z: np.ndarray, training: bool) -> np.ndarray:
         if training:
+            m = z.shape[0]
             mean = z.mean(axis=0)
-            centered = z - mean
-            var = np.mean(centered * centered, axis=0)
-            inv_std = 1.0 / np.sqrt(var + self.eps)
-            z_norm = centered
-            z_norm *= inv_std
-            self._z_norm, self._inv_std = z_norm, inv_std
+            z = z - mean
+            var = np.einsum("ij,ij->j", z, z)
+            var *= 1.0 / m
+            inv_std = var + self.eps
+            np.sqrt(inv_std, out=inv_std)
+            np.reciprocal(inv_std, out=inv_std)
+            z *= inv_std
+            self._z_norm, self._inv_std = z, inv_std
             keep = self.momentum
             self.running_mean *= keep
             self.running_mean += (1.0 - keep) * mean
             self.running_var *= keep
             self.running_var += (1.0 - keep) * var
-            return z_norm * self.gamma + self.beta
+            out = z * self.gamma
+            out += self.beta
+            return out
         scale = self.gamma / np.sqrt(self.running_var + self.eps)
         shift = self.beta - self.running_mean * scale
         out = z * scale
@@ -133,15 +154,17 @@ class BatchNorm(Layer):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        """``dz = gamma * inv_std / m * (m * dout - sum(dout) - z_norm * sum(dout * z_norm))``,
+        written into the cached ``z_norm`` (no longer needed), so nothing is allocated."""
         z_norm, inv_std = self._z_norm, self._inv_std
         m = dout.shape[0]
         np.sum(dout, axis=0, out=self.dbeta)
-        np.sum(dout * z_norm, axis=0, out=self.dgamma)
-        # dz = gamma * inv_std / m * (m * dout - sum(dout) - z_norm * sum(dout * z_norm))
-        dz = dout * m
-        dz -= self.dbeta
-        dz -= z_norm * self.dgamma
-        dz *= (self.gamma * inv_std) * (1.0 / m)
+        np.einsum("ij,ij->j", dout, z_norm, out=self.dgamma)
+        dz = z_norm
+        dz *= self.dgamma * (1.0 / m)
+        dz += self.dbeta * (1.0 / m)
+        np.subtract(dout, dz, out=dz)
+        dz *= self.gamma * inv_std
         self._z_norm = self._inv_std = None
         return dz
 

@@ -78,10 +78,42 @@ class Network:
         )
         self.dense.append(output)
         self.layers.append(output)
+        self._flatten()
+
+    def _flatten(self) -> None:
+        """Move every parameter (and gradient) into one contiguous vector.
+
+        The layers keep working on views of the same memory, while an optimizer
+        updates ``flat_params`` from ``flat_grads`` in a handful of vectorized passes
+        instead of a Python loop over arrays.
+        """
+        params = [p for layer in self.layers for p in layer.params]
+        total = sum(p.size for p in params)
+        self.flat_params = np.empty(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self._bind_views(copy_values=True)
+
+    def _bind_views(self, copy_values: bool) -> None:
+        offset = 0
+        for layer in self.layers:
+            views, grad_views = [], []
+            for p in layer.params:
+                view = self.flat_params[offset : offset + p.size].reshape(p.shape)
+                if copy_values:
+                    view[...] = p
+                views.append(view)
+                grad_views.append(self.flat_grads[offset : offset + p.size].reshape(p.shape))
+                offset += p.size
+            layer.bind(views, grad_views)
+
+    def __setstate__(self, state: dict) -> None:
+        # Pickle stores views as separate arrays: make the layers views again.
+        self.__dict__.update(state)
+        self._bind_views(copy_values=False)
 
     @property
     def params(self) -> list[np.ndarray]:
-        """Trainable arrays, in a fixed order."""
+        """Trainable arrays, in a fixed order (views into ``flat_params``)."""
         return [p for layer in self.layers for p in layer.params]
 
     @property

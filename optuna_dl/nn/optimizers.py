@@ -17,7 +17,11 @@ Arrays = list[np.ndarray]
 
 
 class Optimizer:
-    """Base class: keeps the step count ``t`` and per-parameter state slots."""
+    """Base class: keeps the step count ``t`` and per-parameter state slots.
+
+    Updates run in place with one scratch array per parameter, so a step allocates
+    nothing.
+    """
 
     #: Names of the per-parameter state arrays, in order.
     slots: ClassVar[tuple[str, ...]] = ()
@@ -25,20 +29,30 @@ class Optimizer:
     def __init__(self) -> None:
         self.t = 0
         self._state: dict[str, Arrays] = {}
+        self._scratch: Arrays = []
 
     def _ensure_state(self, params: Arrays) -> None:
         if not self._state and self.slots:
             self._state = {s: [np.zeros_like(p) for p in params] for s in self.slots}
+        if len(self._scratch) != len(params) or any(
+            a.shape != p.shape or a.dtype != p.dtype for a, p in zip(self._scratch, params)
+        ):
+            self._scratch = [np.empty_like(p) for p in params]
 
     def update(self, params: Arrays, grads: Arrays, learning_rate: float) -> None:
         """Apply one step to ``params`` in place."""
         self._ensure_state(params)
         self.t += 1
         for i, (param, grad) in enumerate(zip(params, grads)):
-            self._update_one(i, param, grad, float(learning_rate))
+            self._update_one(i, param, grad, float(learning_rate), self._scratch[i])
 
     def _update_one(
-        self, i: int, param: np.ndarray, grad: np.ndarray, learning_rate: float
+        self,
+        i: int,
+        param: np.ndarray,
+        grad: np.ndarray,
+        learning_rate: float,
+        scratch: np.ndarray,
     ) -> None:
         raise NotImplementedError
 
@@ -51,12 +65,18 @@ class Optimizer:
         self.t = int(t)
         self._state = {s: [np.array(a, copy=True) for a in state[s]] for s in self.slots}
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_scratch"] = []  # recreated on the next update
+        return state
+
 
 class SGD(Optimizer):
     """Plain gradient descent: ``W -= lr * dW``."""
 
-    def _update_one(self, i, param, grad, learning_rate):
-        param -= learning_rate * grad
+    def _update_one(self, i, param, grad, learning_rate, scratch):
+        np.multiply(grad, learning_rate, out=scratch)
+        param -= scratch
 
 
 class Momentum(Optimizer):
@@ -71,11 +91,14 @@ class Momentum(Optimizer):
         super().__init__()
         self.beta = float(beta)
 
-    def _update_one(self, i, param, grad, learning_rate):
+    def _update_one(self, i, param, grad, learning_rate, scratch):
         v = self._state["velocity"][i]
-        v *= self.beta
-        v += (1.0 - self.beta) * grad
-        param -= learning_rate * v
+        # v += (1 - beta) * (dW - v)  is  v = beta * v + (1 - beta) * dW
+        np.subtract(grad, v, out=scratch)
+        scratch *= 1.0 - self.beta
+        v += scratch
+        np.multiply(v, learning_rate, out=scratch)
+        param -= scratch
 
 
 class RMSprop(Optimizer):
@@ -88,13 +111,17 @@ class RMSprop(Optimizer):
         self.beta2 = float(beta2)
         self.epsilon = float(epsilon)
 
-    def _update_one(self, i, param, grad, learning_rate):
+    def _update_one(self, i, param, grad, learning_rate, scratch):
         s = self._state["square_average"][i]
-        s *= self.beta2
-        s += (1.0 - self.beta2) * (grad * grad)
-        denominator = np.sqrt(s)
-        denominator += self.epsilon
-        param -= learning_rate * grad / denominator
+        np.multiply(grad, grad, out=scratch)
+        scratch -= s
+        scratch *= 1.0 - self.beta2
+        s += scratch
+        np.sqrt(s, out=scratch)
+        scratch += self.epsilon
+        np.divide(grad, scratch, out=scratch)
+        scratch *= learning_rate
+        param -= scratch
 
 
 class Adam(Optimizer):
@@ -105,7 +132,8 @@ class Adam(Optimizer):
 
     The step is computed in the algebraically identical form
     ``lr * sqrt(1 - beta2**t) / (1 - beta1**t) * v / (sqrt(s) + eps * sqrt(1 - beta2**t))``
-    which needs no bias-corrected copies of the moments.
+    which needs no bias-corrected copies of the moments: twelve in-place passes over
+    memory per step and no allocation.
     """
 
     slots = ("first_moment", "second_moment")
@@ -123,16 +151,19 @@ class Adam(Optimizer):
         step_size = float(learning_rate) * correction2 / (1.0 - self.beta1**self.t)
         epsilon_hat = self.epsilon * correction2
         first, second = self._state["first_moment"], self._state["second_moment"]
-        for param, grad, v, s in zip(params, grads, first, second):
-            v *= self.beta1
-            v += (1.0 - self.beta1) * grad
-            s *= self.beta2
-            s += (1.0 - self.beta2) * (grad * grad)
-            denominator = np.sqrt(s)
-            denominator += epsilon_hat
-            np.divide(v, denominator, out=denominator)
-            denominator *= step_size
-            param -= denominator
+        for param, grad, v, s, scratch in zip(params, grads, first, second, self._scratch):
+            np.subtract(grad, v, out=scratch)
+            scratch *= 1.0 - self.beta1
+            v += scratch
+            np.multiply(grad, grad, out=scratch)
+            scratch -= s
+            scratch *= 1.0 - self.beta2
+            s += scratch
+            np.sqrt(s, out=scratch)
+            scratch += epsilon_hat
+            np.divide(v, scratch, out=scratch)
+            scratch *= step_size
+            param -= scratch
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -1,0 +1,96 @@
+"""The fast paths (flat parameter vector, fused batch-norm passes, in-place updates)
+against their plain definitions."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from optuna_dl.estimator import SINGLE_THREAD_FLOPS, _blas_threads
+from optuna_dl.nn.layers import BatchNorm
+from optuna_dl.nn.network import Network
+
+
+def reference_batchnorm_backward(z, gamma, dout, eps):
+    """The textbook backward pass, term by term (CS231n style)."""
+    m = z.shape[0]
+    mu = z.mean(axis=0)
+    var = ((z - mu) ** 2).mean(axis=0)
+    xhat = (z - mu) / np.sqrt(var + eps)
+    dxhat = dout * gamma
+    dvar = np.sum(dxhat * (z - mu) * -0.5 * (var + eps) ** -1.5, axis=0)
+    dmu = np.sum(-dxhat / np.sqrt(var + eps), axis=0) + dvar * np.mean(-2 * (z - mu), axis=0)
+    dz = dxhat / np.sqrt(var + eps) + dvar * 2 * (z - mu) / m + dmu / m
+    return dz, np.sum(dout * xhat, axis=0), np.sum(dout, axis=0)
+
+
+def test_fused_batchnorm_backward_matches_the_textbook_derivation():
+    rng = np.random.default_rng(0)
+    z = rng.normal(3.0, 2.0, (16, 5))
+    dout = rng.standard_normal((16, 5))
+    layer = BatchNorm(5, dtype=np.float64)
+    layer.gamma[...] = rng.uniform(0.5, 2.0, 5)
+    layer.forward(z, training=True)
+    dz = layer.backward(dout)
+    expected_dz, expected_dgamma, expected_dbeta = reference_batchnorm_backward(
+        z, layer.gamma, dout, layer.eps
+    )
+    np.testing.assert_allclose(dz, expected_dz, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.dgamma, expected_dgamma, rtol=1e-12)
+    np.testing.assert_allclose(layer.dbeta, expected_dbeta, rtol=1e-12)
+
+
+def test_batchnorm_leaves_its_inputs_alone():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((8, 4))
+    dout = rng.standard_normal((8, 4))
+    z_before, dout_before = z.copy(), dout.copy()
+    layer = BatchNorm(4, dtype=np.float64)
+    layer.forward(z, training=True)
+    layer.backward(dout)
+    assert np.array_equal(z, z_before)
+    assert np.array_equal(dout, dout_before)
+
+
+def make_network(dtype=np.float32):
+    return Network(
+        6, 3, [8, 8], batch_norm=True, rng=np.random.default_rng(0), dtype=np.dtype(dtype)
+    )
+
+
+def test_parameters_are_views_of_one_flat_vector():
+    network = make_network()
+    assert network.flat_params.size == sum(p.size for p in network.params)
+    for param, grad in zip(network.params, network.grads):
+        assert np.shares_memory(param, network.flat_params)
+        assert np.shares_memory(grad, network.flat_grads)
+    network.flat_params[...] = 7.0
+    assert all(np.all(p == 7.0) for p in network.params)
+    assert np.all(network.dense[0].W == 7.0)
+
+
+def test_flat_gradients_are_what_backward_writes():
+    network = make_network(np.float64)
+    rng = np.random.default_rng(2)
+    network.forward(rng.standard_normal((10, 6)), training=True)
+    network.backward(rng.standard_normal((10, 3)))
+    flat_from_layers = np.concatenate([g.ravel() for g in network.grads])
+    assert np.array_equal(flat_from_layers, network.flat_grads)
+    assert np.any(network.flat_grads != 0)
+
+
+def test_pickled_network_keeps_its_views():
+    network = pickle.loads(pickle.dumps(make_network()))
+    for param in network.params:
+        assert np.shares_memory(param, network.flat_params)
+    network.flat_params[:] = 0.5
+    assert np.all(network.dense[-1].W == 0.5)
+
+
+def test_blas_threads_are_capped_only_for_small_layers():
+    small = Network(64, 10, [32], rng=np.random.default_rng(0))
+    large = Network(784, 10, [256, 256], rng=np.random.default_rng(0))
+    assert 6 * 128 * sum(W.size for W in small.weights) < SINGLE_THREAD_FLOPS
+    assert _blas_threads(small, 128) == 1
+    assert _blas_threads(large, 128) is None
