@@ -2,16 +2,26 @@
 
 from optuna_dl.callbacks import EpochCallback, EpochLogger, EpochRecord
 from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
-from optuna_dl.tuning.search import DeepNetSearchCV
+from optuna_dl.tuning import (
+    DeepNetSearchCV,
+    Dimension,
+    Objective,
+    PruningCallback,
+    SearchSpace,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DeepNetClassifier",
     "DeepNetSearchCV",
+    "Dimension",
     "DivergenceWarning",
     "EpochCallback",
     "EpochLogger",
     "EpochRecord",
+    "Objective",
+    "PruningCallback",
+    "SearchSpace",
     "__version__",
 ]

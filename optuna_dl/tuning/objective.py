@@ -73,8 +73,8 @@ class Objective:
     ``estimator_params``, ``learning_curve`` (mean validation score per epoch),
     ``loss_curve`` (mean training loss), ``best_epoch``, ``epochs``, ``fit_seconds``,
     ``fold_scores`` (each fold's validation score at the best epoch; with
-    ``WilcoxonPruner``, each fold's best score), and ``diverged`` with the reason when training blew up (the trial is then pruned
-    and the study goes on).
+    ``WilcoxonPruner``, each fold's best score), and ``diverged`` with the reason when
+    training blew up (the trial is then pruned and the study goes on).
     """
 
     def __init__(

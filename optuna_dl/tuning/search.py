@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import functools
 import numbers
 import os
 import pickle
 import tempfile
 import time
 import traceback
+import types
 import warnings
 from contextlib import ExitStack
 from typing import Any
@@ -21,7 +23,6 @@ from sklearn.metrics import get_scorer, get_scorer_names
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags, indexable
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
@@ -40,19 +41,27 @@ def _invalid(name: str, rule: str, value: Any) -> ValueError:
     )
 
 
-def _refitted(method: str):
-    """``available_if`` check: the method needs ``best_estimator_``, so ``refit=True``."""
+class _needs_refit:  # noqa: N801 - used as a method decorator
+    """Method decorator: the method exists only with ``refit=True``.
 
-    def check(self: DeepNetSearchCV) -> bool:
-        if not self.refit:
+    Like ``sklearn.utils.metaestimators.available_if`` (``hasattr`` is False without
+    refit), but the AttributeError itself says why, rather than in its cause.
+    """
+
+    def __init__(self, method: Any) -> None:
+        self.method = method
+        functools.update_wrapper(self, method)
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self.method
+        if not instance.refit:
             raise AttributeError(
-                f"This {_OWNER} was initialized with refit=False, so it has no "
-                f"best_estimator_ and no {method}; set refit=True, or fit the estimator "
-                "yourself with best_params_."
+                f"This {type(instance).__name__} was initialized with refit=False, so it "
+                f"has no best_estimator_ and no {self.method.__name__}; set refit=True, "
+                "or fit the estimator yourself with best_params_."
             )
-        return True
-
-    return check
+        return types.MethodType(self.method, instance)
 
 
 class _TrackedObjective:
@@ -69,7 +78,7 @@ class _TrackedObjective:
 def _seed(random_state: Any) -> int:
     """An int seed from ``random_state`` (drawn from it when it is a generator)."""
     if isinstance(random_state, numbers.Integral):
-        return int(random_state)
+        return int(random_state) % 2**32  # what NumPy's RandomState seeding accepts
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(2**31 - 1))
     if isinstance(random_state, np.random.Generator):
@@ -112,10 +121,10 @@ def _worker(
             )
             study.optimize(objective, n_trials=n_trials, timeout=timeout)
         conn.send(("ok", os.getpid(), None))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+    except BaseException as exc:  # reported to the parent, which raises it
         try:
             pickle.dumps(exc)
-        except Exception:  # noqa: BLE001
+        except Exception:
             exc = RuntimeError(repr(exc))
         conn.send(("error", exc, traceback.format_exc()))
     finally:
@@ -150,12 +159,12 @@ def _run_workers(
     timeout: float | None,
     n_threads: int,
 ) -> None:
-    """Run one spawned process per entry of ``counts``; raise the first worker error."""
-    import multiprocessing
+    """Run one process per entry of ``counts``; raise the first worker error."""
     from multiprocessing.connection import wait
 
     context = _process_context()
     verbosity = optuna.logging.get_verbosity()
+    processes: list[Any] = []
     running: dict[Any, tuple[int, Any]] = {}
     results: dict[int, tuple[str, Any, Any]] = {}
     try:
@@ -179,13 +188,14 @@ def _run_workers(
             )
             process.start()
             writer.close()
+            processes.append(process)
             running[reader] = (index, process)
         while running:
             for reader in wait(list(running)):
                 index, process = running.pop(reader)
                 try:
                     results[index] = reader.recv()
-                except EOFError:
+                except EOFError:  # the process ended without a word: it crashed
                     process.join()
                     results[index] = (
                         "error",
@@ -197,11 +207,11 @@ def _run_workers(
                     )
                 reader.close()
     finally:
-        for _, process in running.values():  # only on an interruption in the parent
+        for reader, (_, process) in running.items():  # left only if the parent failed
+            reader.close()
             if process.is_alive():
                 process.terminate()
-        for reader, (_, process) in running.items():
-            reader.close()
+        for process in processes:
             process.join()
     for index in sorted(results):
         status, error, trace = results[index]
@@ -275,7 +285,8 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     study_ : optuna.Study
-        The study (in memory unless ``storage`` was given).
+        The study (in memory unless ``storage`` was given). Besides the objective's
+        user attributes, each trial records in ``pid`` the process that ran it.
     best_trial_ : optuna.trial.FrozenTrial
     best_index_ : int
         Row of the best trial in ``cv_results_``.
@@ -324,14 +335,15 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
     **Processes.** ``n_jobs > 1`` runs the trials in separate processes started with
     the ``"forkserver"`` method (``"spawn"`` where it does not exist), never by forking
     the caller, so scripts must guard their entry point with
-    ``if __name__ == "__main__":`` and the estimator must be picklable. Without ``storage`` the study lives in a temporary
-    ``JournalStorage`` file while the workers run and is then copied into memory; with
-    ``storage`` it must be one every process can open (a database URL or a journal
-    storage, not an ``InMemoryStorage``). The trial budget is split between the workers
-    so exactly ``n_trials`` trials run. Each worker uses its own sampler: the default
-    sampler is seeded ``random_state + worker``, a given sampler is reseeded in every
-    worker but the first. The order in which parallel trials finish varies, so
-    parallel searches are not reproducible even with ``random_state`` set.
+    ``if __name__ == "__main__":`` and the estimator must be picklable. Without
+    ``storage`` the study lives in a temporary ``JournalStorage`` file while the workers
+    run and is then copied into memory; a given ``storage`` must be one every process
+    can open (a database URL or a journal storage, not an ``InMemoryStorage``). The
+    trial budget is split between the workers so exactly ``n_trials`` trials run. Each
+    worker uses its own sampler: the default sampler is seeded
+    ``random_state + worker``, a given sampler is reseeded in every worker but the
+    first. The order in which parallel trials finish varies, so parallel searches are
+    not reproducible even with ``random_state`` set.
 
     **Validation.** ``X`` is validated up front for a bare classifier; a Pipeline's
     steps validate it themselves (so a first step that accepts NaN or sparse input
@@ -433,13 +445,9 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
             self.timeout
         ):
             raise _invalid("timeout", "None or a number in (0, inf)", self.timeout)
-        if self.patience is not None and not rules.Interval("int", 1, None).accepts(
-            self.patience
-        ):
+        if self.patience is not None and not rules.Interval("int", 1, None).accepts(self.patience):
             raise _invalid("patience", "None or an integer in [1, inf)", self.patience)
-        if self.sampler is not None and not isinstance(
-            self.sampler, optuna.samplers.BaseSampler
-        ):
+        if self.sampler is not None and not isinstance(self.sampler, optuna.samplers.BaseSampler):
             raise _invalid("sampler", "None or an optuna sampler", self.sampler)
         if self.pruner is not None and not isinstance(self.pruner, optuna.pruners.BasePruner):
             raise _invalid("pruner", "None or an optuna pruner", self.pruner)
@@ -450,17 +458,16 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         if self.study_name is not None and not isinstance(self.study_name, str):
             raise _invalid("study_name", "None or a string", self.study_name)
         cv = self.cv
-        if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
-            if cv < 2:
-                raise _invalid("cv", "an integer in [2, inf), a splitter or an iterable", cv)
-        elif not (
+        cv_rule = "None, an integer in [2, inf), a CV splitter or an iterable of splits"
+        if isinstance(cv, (str, bytes, bool)) or (isinstance(cv, numbers.Integral) and cv < 2):
+            raise _invalid("cv", cv_rule, cv)
+        if not (
             cv is None
+            or isinstance(cv, numbers.Integral)
             or hasattr(cv, "split")
-            or (hasattr(cv, "__iter__") and not isinstance(cv, (str, bytes)))
+            or hasattr(cv, "__iter__")
         ):
-            raise _invalid(
-                "cv", "None, an integer in [2, inf), a CV splitter or an iterable of splits", cv
-            )
+            raise _invalid("cv", cv_rule, cv)
         if isinstance(self.scoring, str):
             if self.scoring not in get_scorer_names():
                 raise _invalid(
@@ -475,10 +482,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
             not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0
         ):
             raise _invalid("n_jobs", "None or a non-zero integer (-1: all CPUs)", n_jobs)
-        if (
-            self._n_jobs() > 1
-            and isinstance(self.storage, optuna.storages.InMemoryStorage)
-        ):
+        if self._n_jobs() > 1 and isinstance(self.storage, optuna.storages.InMemoryStorage):
             raise _invalid(
                 "storage",
                 "a storage other processes can open (a database URL or a JournalStorage) "
@@ -513,6 +517,8 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         """
         self._check_params()
         estimator = self._estimator()
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)  # nothing from an earlier fit survives a failed one
         space = self.space if self.space is not None else SearchSpace.default()
         if isinstance(estimator, Pipeline):
             X, y = validate_data(self, X, y, skip_check_array=True)
@@ -683,7 +689,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         self.best_estimator_ = best
 
     # ---------------------------------------------------------------- inference
-    @available_if(_refitted("predict"))
+    @_needs_refit
     def predict(self, X: Any) -> np.ndarray:
         """Predict with ``best_estimator_``.
 
@@ -698,7 +704,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.predict(X)
 
-    @available_if(_refitted("predict_proba"))
+    @_needs_refit
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of ``best_estimator_``.
 
@@ -714,7 +720,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.predict_proba(X)
 
-    @available_if(_refitted("predict_log_proba"))
+    @_needs_refit
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log class probabilities of ``best_estimator_``.
 
@@ -730,7 +736,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.predict_log_proba(X)
 
-    @available_if(_refitted("score"))
+    @_needs_refit
     def score(self, X: Any, y: Any) -> float:
         """Score ``best_estimator_`` on ``(X, y)`` with ``scoring`` (as in the search).
 
@@ -751,7 +757,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         estimator = self.estimator if self.estimator is not None else DeepNetClassifier()
         try:
             inner = get_tags(estimator)
-        except Exception:  # noqa: BLE001 - an invalid estimator is reported by fit
+        except Exception:  # an invalid estimator is reported by fit
             return tags
         tags.input_tags.sparse = inner.input_tags.sparse
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
