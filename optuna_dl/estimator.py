@@ -353,7 +353,11 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             starts.pop()  # a batch of one sample has no batch statistics: merge it
         batches = list(zip(starts, starts[1:] + [n]))
         threads = _blas_threads(self.network_, batch_size)
-        with threadpool_limits(threads, user_api="blas"):
+        # Overflow in a diverging epoch is detected and reported as a DivergenceWarning.
+        with (
+            threadpool_limits(threads, user_api="blas"),
+            np.errstate(over="ignore", invalid="ignore"),
+        ):
             self._run_epochs(X, y, X_val, y_val, n_epochs, context, batches)
 
     def _run_epochs(self, X, y, X_val, y_val, n_epochs, context, batches) -> None:

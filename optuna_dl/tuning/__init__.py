@@ -4,5 +4,15 @@ from optuna_dl.tuning.objective import Objective
 from optuna_dl.tuning.pruning import PruningCallback
 from optuna_dl.tuning.search import DeepNetSearchCV
 from optuna_dl.tuning.space import Dimension, SearchSpace
+from optuna_dl.tuning.staged import CoarseToFineResult, coarse_to_fine, shrink_space
 
-__all__ = ["DeepNetSearchCV", "Dimension", "Objective", "PruningCallback", "SearchSpace"]
+__all__ = [
+    "CoarseToFineResult",
+    "DeepNetSearchCV",
+    "Dimension",
+    "Objective",
+    "PruningCallback",
+    "SearchSpace",
+    "coarse_to_fine",
+    "shrink_space",
+]

@@ -35,7 +35,10 @@ PRUNERS = (
     "WilcoxonPruner",
     "NopPruner",
 )
+_RESEEDED_ON_RESUME = ("TPESampler", "RandomSampler", "CmaEsSampler")
 DIRECTIONS = ("maximize", "minimize")
+# Characters a study name cannot hold when it names the default storage and report files.
+_UNSAFE_IN_FILE_NAMES = set('/\\?#%:*"<>|') | {chr(c) for c in range(32)} | {chr(127)}
 SOURCES = (*BUNDLED, "csv", "npz")
 
 
@@ -86,15 +89,20 @@ class StudyConfig:
     report: Path
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
-    def make_sampler(self) -> optuna.samplers.BaseSampler:
-        """A new sampler instance as configured (seeded with ``seed`` unless given)."""
+    def make_sampler(self, resumed: int = 0) -> optuna.samplers.BaseSampler:
+        """A new sampler instance as configured (seeded with ``seed`` unless given).
+
+        ``resumed`` is the number of trials the study already holds. TPE, random and
+        CMA-ES samplers keep their random state in memory only, so a resumed study
+        seeded as before would replay the configurations it already tried; their seed
+        is shifted by ``resumed``. QMC and grid samplers continue from the storage and
+        keep theirs.
+        """
         args = {k: v for k, v in self.sampler.items() if k != "name"}
         name = self.sampler["name"]
-        if name == "GridSampler":
-            args.setdefault("seed", self.seed)
-            return optuna.samplers.GridSampler(**args)
-        if name != "QMCSampler" or "seed" not in args:
-            args.setdefault("seed", self.seed)
+        args.setdefault("seed", self.seed)
+        if resumed and name in _RESEEDED_ON_RESUME and isinstance(args["seed"], int):
+            args["seed"] = (args["seed"] + resumed) % 2**32
         return getattr(optuna.samplers, name)(**args)
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
@@ -118,36 +126,58 @@ class StudyConfig:
         held-out part is only used to report the accuracy of the exported model."""
         from sklearn.model_selection import train_test_split
 
+        where = f"{self.path}: key 'data'"
         try:
             X, y = self.data.load()
         except DataError as error:
-            raise ConfigError(f"{self.path}: key 'data': {error}") from None
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or len(X) != len(y):
+            raise ConfigError(f"{where}: {error}") from None
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{where}: features must be numbers ({error}).") from None
+        y = np.asarray(y)
+        if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
             raise ConfigError(
-                f"{self.path}: key 'data': X must be 2-D with one label per row; got X of "
-                f"shape {X.shape} and {len(y)} labels."
+                f"{where}: X must be 2-D with one label per row; got X of "
+                f"shape {X.shape} and labels of shape {y.shape}."
             )
-        return train_test_split(
-            X, y, test_size=self.data.test_fraction, stratify=y, random_state=self.seed
-        )
+        if not np.all(np.isfinite(X)):
+            raise ConfigError(f"{where}: features must be finite; found NaN or infinity.")
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ConfigError(f"{where}: needs at least two classes; got {len(classes)}.")
+        try:
+            return train_test_split(
+                X, y, test_size=self.data.test_fraction, stratify=y, random_state=self.seed
+            )
+        except ValueError as error:
+            raise ConfigError(
+                f"{self.path}: key 'data.test_fraction': cannot hold out a stratified "
+                f"{self.data.test_fraction:g} of {len(y)} samples ({_first_line(error)})"
+            ) from None
 
     def make_objective(self, X: Any, y: Any) -> Any:
         """The :class:`~optuna_dl.tuning.objective.Objective` this study optimizes."""
         from optuna_dl.tuning.objective import Objective
 
-        return Objective(
-            X,
-            y,
-            space=self.space,
-            estimator=self.make_estimator(),
-            cv=self.cv,
-            validation_fraction=self.validation_fraction,
-            scoring=self.scoring,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            random_state=self.seed,
-        )
+        try:
+            return Objective(
+                X,
+                y,
+                space=self.space,
+                estimator=self.make_estimator(),
+                cv=self.cv,
+                validation_fraction=self.validation_fraction,
+                scoring=self.scoring,
+                max_epochs=self.max_epochs,
+                patience=self.patience,
+                random_state=self.seed,
+            )
+        except ValueError as error:  # e.g. more folds than samples of a class
+            raise ConfigError(
+                f"{self.path}: key 'search': cannot validate on these {len(y)} training "
+                f"samples ({_first_line(error)})"
+            ) from None
 
 
 # ---------------------------------------------------------------------- parsing
@@ -262,6 +292,13 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
     if not name.strip() or len(name) > 200:
         raise p.fail(
             "name", f"must be a non-empty study name of at most 200 characters; got {name!r}."
+        )
+    unsafe = sorted(set(name) & _UNSAFE_IN_FILE_NAMES)
+    if unsafe and ("storage" not in raw or "report" not in raw):
+        raise p.fail(
+            "name",
+            f"{name!r} names the default storage and report files, so it cannot hold "
+            f"{unsafe[0]!r}; rename the study or set both storage and report.",
         )
     direction = raw.get("direction", "maximize")
     if direction not in DIRECTIONS:
@@ -432,30 +469,100 @@ def _parse_choice(
     return dict(table)
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def _try_build(p: _Parser, config: StudyConfig) -> None:
-    """Construct the sampler and pruner once so bad arguments fail before any storage."""
+    """Construct the sampler and pruner and run them on a few dummy trials in memory,
+    so that bad arguments fail here, before any storage is touched.
+
+    Optuna checks few arguments when a sampler or pruner is built; most (e.g.
+    ``n_startup_trials = "x"``, a grid that misses a parameter) only fail at the first
+    trial, which is too late: the study would already exist in storage.
+    """
     import warnings
 
     for section, make in (("sampler", config.make_sampler), ("pruner", config.make_pruner)):
+        name = getattr(config, section)["name"]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 make()
         except (TypeError, ValueError) as error:
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            name = getattr(config, section)["name"]
-            raise p.fail(section, f"{name} rejected its arguments: {message}") from None
+            raise p.fail(section, f"{name} rejected its arguments: {_first_line(error)}") from None
+        startup = config.sampler.get("n_startup_trials") if section == "sampler" else None
+        n_trials = min(startup + 2, 52) if isinstance(startup, int) and startup >= 0 else 12
+        try:
+            _dry_run(config, section, n_trials)
+        except Exception as error:  # whatever the sampler or pruner raised
+            problem = f"{type(error).__name__}: {_first_line(error)}"
+            raise p.fail(section, f"{name} failed on a dry run: {problem}") from None
+
+
+def _dry_run(config: StudyConfig, section: str, n_trials: int) -> None:
+    """Optimize a dummy objective over the study's space in memory with the configured
+    sampler (and no pruning) or the configured pruner (and random sampling)."""
+    import warnings
+
+    steps = config.cv or 3  # WilcoxonPruner: one step per fold
+    wilcoxon = config.pruner["name"] == "WilcoxonPruner" and section == "pruner"
+
+    def objective(trial: optuna.Trial) -> float:
+        config.space.suggest(trial)
+        value = 0.5 + 0.01 * (trial.number % 7)
+        for step in range(steps):
+            trial.report(value if wilcoxon else value * (step + 1) / steps, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if section == "sampler":
+                sampler, pruner = config.make_sampler(), optuna.pruners.NopPruner()
+            else:
+                sampler, pruner = optuna.samplers.RandomSampler(seed=0), config.make_pruner()
+            study = optuna.create_study(direction=config.direction, sampler=sampler, pruner=pruner)
+            study.optimize(objective, n_trials=n_trials)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def config_to_dict(config: StudyConfig) -> dict[str, Any]:
     """A JSON-able description of the study, stored with it so workers need no TOML.
 
     Data paths are absolute; the storage URL is left out (it may hold a password).
+    ``n_trials``, ``timeout`` and ``seed`` are the values in effect, so command-line
+    overrides (``dataclasses.replace``) are recorded too.
     """
-    raw = {k: v for k, v in config.raw.items() if k != "storage"}
+    raw = {k: v for k, v in config.raw.items() if k not in ("storage", "n_trials", "timeout")}
     data = dict(raw.get("data", {}))
     if config.data.path is not None:
         data["path"] = str(config.data.path)
     raw["data"] = data
     raw["name"] = config.name
+    raw["seed"] = config.seed
+    for key in ("n_trials", "timeout"):
+        if getattr(config, key) is not None:
+            raw[key] = getattr(config, key)
     return raw
+
+
+def config_from_dict(
+    raw: dict[str, Any], *, storage: str, origin: str = "stored study definition"
+) -> StudyConfig:
+    """Rebuild a :class:`StudyConfig` from :func:`config_to_dict`'s output.
+
+    This is how ``optuna-dl worker`` joins a study with no local TOML file: the
+    definition stored with the study is validated again here, exactly as a study file
+    would be (a data file missing on this machine is reported as usual). ``storage``
+    is the URL the worker was given; ``origin`` names the definition in error messages.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: not a study definition (got {type(raw).__name__}).")
+    return parse_config({**raw, "storage": storage}, Path(origin))

@@ -84,6 +84,11 @@ class Dimension:
                 raise ValueError(f"{where}: {bound} must be a number; got {value!r}.")
             if not math.isfinite(value):
                 raise ValueError(f"{where}: {bound} must be finite; got {value!r}.")
+        if self.kind == "int" and not all(float(b).is_integer() for b in (self.low, self.high)):
+            raise ValueError(
+                f"{where}: an int entry needs integer bounds; got low={self.low!r}, "
+                f"high={self.high!r}."
+            )
         if self.low >= self.high:
             raise ValueError(
                 f"{where}: low must be < high; got low={self.low!r}, high={self.high!r}."
@@ -164,9 +169,9 @@ class Dimension:
 
 
 def _complement(value: Any) -> float:
-    """``1 - value``, rounded to 15 significant digits (1 - 0.999 is 0.001, not
-    0.0010000000000000009)."""
-    return float(f"{1.0 - float(value):.15g}")
+    """``1 - value`` rounded to 15 decimals, the resolution of a float near 1, so that
+    1 - 0.999 is 0.001 rather than 0.0010000000000000009."""
+    return round(1.0 - float(value), 15)
 
 
 def _default_dimensions() -> list[Dimension]:

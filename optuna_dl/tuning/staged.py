@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import (
     CategoricalDistribution,
@@ -64,8 +65,18 @@ class CoarseToFineResult:
     @property
     def best_params(self) -> dict[str, Any]:
         """Parameters of ``best_trial`` in estimator terms (``beta``, not
-        ``one_minus_beta``; ``batch_size``, not ``log2_batch_size``)."""
-        return self.spaces[self.best_stage - 1].to_estimator_params(self.best_trial.params)
+        ``one_minus_beta``; ``batch_size``, not ``log2_batch_size``); parameters the
+        objective suggested outside the space are kept as they are."""
+        space = self.spaces[self.best_stage - 1]
+        params = {}
+        for name, value in self.best_trial.params.items():
+            try:
+                dim = space[name]
+            except KeyError:  # suggested by the objective outside the space
+                params[name] = value
+            else:
+                params[dim.name] = dim.to_estimator(value)
+        return params
 
     @property
     def n_trials(self) -> int:
@@ -127,7 +138,7 @@ def _shrink_numeric(dim: Dimension, values: list[float], margin: float) -> Dimen
     width = high_w - low_w
     lo_w = min(warp(v) for v in values) - margin * width
     hi_w = max(warp(v) for v in values) + margin * width
-    if hi_w - lo_w <= 0:  # only possible with margin=0 and one distinct value
+    if hi_w - lo_w <= 0 and isinstance(dist, FloatDistribution):  # margin=0, one value
         lo_w -= MIN_WIDTH_FRACTION * width / 2
         hi_w += MIN_WIDTH_FRACTION * width / 2
     lo_w, hi_w = max(lo_w, low_w), min(hi_w, high_w)
@@ -243,6 +254,14 @@ def _clip_to(dist: Any, value: Any) -> Any:
     return int(clipped) if isinstance(dist, IntDistribution) else float(clipped)
 
 
+def _stage_seed(seed: int | None, stage: int, done: int) -> int | None:
+    """A sampler seed for ``stage`` that differs when a resumed stage already has
+    ``done`` trials (so it does not replay its first draws)."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence((seed, stage, done)).generate_state(1)[0])
+
+
 def _stage_objective(objective: Any, space: SearchSpace) -> Callable[[optuna.Trial], float]:
     if isinstance(getattr(objective, "space", None), SearchSpace):
         staged = copy.copy(objective)  # keeps the splits, data and settings
@@ -315,13 +334,15 @@ def coarse_to_fine(
         Resume: reuse existing stage studies and run only the trials each still lacks
         (the spaces are recomputed from the stored trials, enqueues are not repeated).
     sampler_factory : callable, optional
-        Called as ``sampler_factory(seed=s)`` for each stage, with ``s = seed + k - 1``
-        (or None), e.g. ``optuna.samplers.TPESampler``. Defaults to
+        Called as ``sampler_factory(seed=s)`` for each stage, e.g.
+        ``optuna.samplers.TPESampler``; ``s`` is None without ``seed``, else derived
+        from ``seed``, the stage number and the number of trials the stage already has
+        (a resumed stage does not replay its first draws). Defaults to
         ``optuna.samplers.RandomSampler``, the course's random search.
     pruner : optuna.pruners.BasePruner, optional
         Each stage gets a deep copy, so stateful pruners start afresh.
     seed : int, optional
-        Seeds the stages' samplers.
+        Seeds the stages' samplers: the same seed and settings give the same studies.
 
     Returns
     -------
@@ -357,7 +378,6 @@ def coarse_to_fine(
     ...         return -(math.log10(p["learning_rate"]) + 2) ** 2 - (
     ...             math.log2(p["batch_size"]) - 7) ** 2
     ...     return objective
-    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
     >>> result = coarse_to_fine(factory, space, n_trials=[40, 20, 20], seed=0)
     >>> [study.study_name for study in result.studies]
     ['study-stage1', 'study-stage2', 'study-stage3']
@@ -429,7 +449,7 @@ def coarse_to_fine(
             best = top_trials(previous, min(enqueue_best, n_stage), direction)
         study = optuna.create_study(
             storage=storage,
-            sampler=sampler_factory(seed=None if seed is None else seed + k - 1),
+            sampler=optuna.samplers.RandomSampler(),  # replaced below
             pruner=copy.deepcopy(pruner),
             study_name=f"{study_name}-stage{k}",
             direction=direction,
@@ -448,6 +468,7 @@ def coarse_to_fine(
             }
             study.enqueue_trial(params, skip_if_exists=True)
         done = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+        study.sampler = sampler_factory(seed=_stage_seed(seed, k, done))
         if n_stage > done:
             study.optimize(_stage_objective(objective, stage_space), n_trials=n_stage - done)
         studies.append(study)
