@@ -1,4 +1,4 @@
-"""The ``optuna-dl`` command line: ``run``, ``best``, ``export``.
+"""The ``optuna-dl`` command line: ``run``, ``best``, ``export``, ``worker``, ``babysit``.
 
 Every error is one line on stderr with exit code 2; nothing is written to storage
 before the study file has been fully validated.
@@ -9,17 +9,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 from optuna.trial import TrialState
 
 from optuna_dl.tuning.config import ConfigError, StudyConfig, config_to_dict, load_config
-from optuna_dl.tuning.storage import fail_stale_trials, open_storage, redact
+from optuna_dl.tuning.storage import StorageError, fail_stale_trials, open_storage, redact
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -35,10 +39,15 @@ def _config(args: argparse.Namespace) -> StudyConfig:
         value = getattr(args, option, None)
         if value is not None:
             changes[option] = value
-    if getattr(args, "n_trials", None) is not None and args.n_trials < 1:
-        raise CommandError(f"--n-trials must be a positive integer; got {args.n_trials}.")
-    if getattr(args, "timeout", None) is not None and args.timeout <= 0:
-        raise CommandError(f"--timeout must be positive; got {args.timeout}.")
+    # The same bounds as the study file's keys.
+    if "n_trials" in changes and not 1 <= args.n_trials <= 1_000_000:
+        raise CommandError(f"--n-trials must be between 1 and 1000000; got {args.n_trials}.")
+    if "timeout" in changes and not 0 < args.timeout <= 30 * 86400:
+        raise CommandError(f"--timeout must be in (0, 2592000] seconds; got {args.timeout}.")
+    if "seed" in changes and not 0 <= args.seed < 2**32:
+        raise CommandError(f"--seed must be in [0, 2**32); got {args.seed}.")
+    if "storage" in changes and not args.storage.strip():
+        raise CommandError("--storage must be a storage URL such as sqlite:///study.db.")
     return dataclasses.replace(config, **changes) if changes else config
 
 
@@ -62,7 +71,11 @@ def _require_storage(url: str) -> None:
 
 
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=FINISHED)
+    # COMPLETE, PRUNED or FAIL, but not a stale failure a heartbeat retry replaced and
+    # not a babysat trial: see optuna_dl.tuning.workers.
+    from optuna_dl.tuning.workers import finished_trials
+
+    return finished_trials(study.get_trials(deepcopy=False))
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -88,10 +101,14 @@ def _format_value(value: Any) -> str:
 
 # ------------------------------------------------------------------ commands
 def command_run(args: argparse.Namespace) -> int:
+    workers = getattr(args, "workers", None)
+    if workers is not None and not 1 <= workers <= 256:
+        raise CommandError(f"--workers must be between 1 and 256; got {workers}.")
     config = _config(args)
     X_train, _, y_train, _ = config.load_data()
     objective = config.make_objective(X_train, y_train)
     storage = open_storage(config.storage)
+    # The study file has been validated and the data read: from here on, storage is written.
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
@@ -102,31 +119,115 @@ def command_run(args: argparse.Namespace) -> int:
     )
     study.set_user_attr("optuna_dl_config", config_to_dict(config))
     fail_stale_trials(study)
+    existing = len(study.get_trials(deepcopy=False))
+    if existing:  # a fresh sampler seeded as before would replay the first trials
+        study.sampler = config.make_sampler(resumed=existing)
     done = len(_finished(study))
     remaining = None if config.n_trials is None else max(config.n_trials - done, 0)
     print(
         f"study {config.name!r} in {redact(config.storage)}: {done} trials finished"
-        + (f", {remaining} to run" if remaining is not None else "")
+        + (f", {remaining} to run" if remaining is not None else ""),
+        flush=True,
     )
     started = time.perf_counter()
     interrupted = False
-    if remaining != 0:
+    status = 0
+    if remaining != 0 and workers is not None:
+        from optuna_dl.tuning.workers import run_workers
+
+        status = run_workers(config, workers, quiet=args.quiet)
+        interrupted = status == 130
+    elif remaining != 0:
+        guard = _InterruptGuard()
+        callbacks = ([] if args.quiet else [_print_trial]) + [guard.after_trial]
         try:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=config.timeout,
-                show_progress_bar=sys.stderr.isatty() and not args.quiet,
-                callbacks=[_print_trial] if not args.quiet else [],
-            )
+            with guard:
+                study.optimize(
+                    guard.wrap(objective),
+                    n_trials=remaining,
+                    timeout=config.timeout,
+                    show_progress_bar=sys.stderr.isatty() and not args.quiet,
+                    callbacks=callbacks,
+                )
         except KeyboardInterrupt:
             interrupted = True
+        interrupted = interrupted or guard.pending
     _print_summary(study, config, time.perf_counter() - started)
     _write_report(study, config)
     if interrupted:
         print(f"interrupted: storage is consistent; run 'optuna-dl run {config.path}' to resume.")
         return 130
-    return 0
+    return status
+
+
+class _InterruptGuard:
+    """Ctrl-C that leaves no trial RUNNING in storage.
+
+    Inside the objective, Ctrl-C raises KeyboardInterrupt at once and Optuna records
+    the trial as failed. Between trials (while Optuna creates a trial, samples or
+    writes a result) it is held back until the trial reaches the objective or has been
+    recorded: an interrupt there would leave a RUNNING trial behind, which resuming
+    would not count and heartbeats would only fail after their grace period.
+
+    Optuna logs the interrupted trial's failure with a traceback; that record is
+    dropped (the command prints its own message).
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.in_objective = False
+        self._previous: Any = None
+        self._installed = False
+        self._drop_next = ""
+
+    def __enter__(self) -> _InterruptGuard:
+        previous = signal.getsignal(signal.SIGINT)
+        # Only the main thread can set handlers; leave an ignored SIGINT ignored.
+        if threading.current_thread() is threading.main_thread() and previous not in (
+            signal.SIG_IGN,
+            None,
+        ):
+            self._previous = previous
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        logging.getLogger("optuna.study._optimize").addFilter(self._drop_interrupt_traceback)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        logging.getLogger("optuna.study._optimize").removeFilter(self._drop_interrupt_traceback)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def _drop_interrupt_traceback(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
+            self._drop_next = record.getMessage().split(" failed ")[0] + " failed with value"
+            return False
+        if self._drop_next and record.getMessage().startswith(self._drop_next):
+            self._drop_next = ""
+            return False
+        return True
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.in_objective:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def wrap(self, objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+        def guarded(trial: optuna.Trial) -> float:
+            if self.pending:
+                raise KeyboardInterrupt
+            self.in_objective = True
+            try:
+                return objective(trial)
+            finally:
+                self.in_objective = False
+
+        return guarded
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
 
 
 def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -139,7 +240,10 @@ def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         )
     else:
         outcome = trial.state.name.lower()
-    print(f"  trial {trial.number:4d}: {outcome}  ({trial.duration.total_seconds():.1f} s)")
+    print(
+        f"  trial {trial.number:4d}: {outcome}  ({trial.duration.total_seconds():.1f} s)",
+        flush=True,
+    )
 
 
 def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> None:
@@ -163,7 +267,10 @@ def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> 
         print(f"  {name} = {_format_value(value)}")
     if counts[TrialState.COMPLETE] >= 2:
         try:
-            importances = optuna.importance.get_param_importances(study)
+            with warnings.catch_warnings():
+                # "Some regimes ... have less than 2 trials": expected on small studies.
+                warnings.simplefilter("ignore", UserWarning)
+                importances = optuna.importance.get_param_importances(study)
         except (RuntimeError, ValueError) as error:
             print(f"importance: not available ({error})")
             return
@@ -177,7 +284,13 @@ def _write_report(study: optuna.Study, config: StudyConfig) -> None:
         from optuna_dl.analysis.report import write_report
     except ImportError:
         return
-    path = write_report(study, config.report, space=config.space, title=config.name)
+    try:
+        path = write_report(study, config.report, space=config.space, title=config.name)
+    except Exception as error:  # the study is saved; a failed report must not hide that
+        lines = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+        print(f"optuna-dl: warning: report not written ({reason})", file=sys.stderr)
+        return
     print(f"report: {path}")
 
 
@@ -227,9 +340,66 @@ def command_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_worker(args: argparse.Namespace) -> int:
+    import os
+
+    from optuna_dl.tuning.workers import WorkerError, run_worker
+
+    url = args.storage or os.environ.get("OPTUNA_DL_STORAGE", "")
+    if not url.strip():
+        raise CommandError(
+            "--storage (or the OPTUNA_DL_STORAGE environment variable) must be a storage "
+            "URL such as postgresql+psycopg://user:password@host/studies."
+        )
+    if args.n_trials is not None and not 1 <= args.n_trials <= 1_000_000:
+        raise CommandError(f"--n-trials must be between 1 and 1000000; got {args.n_trials}.")
+    if args.timeout is not None and not 0 < args.timeout <= 30 * 86400:
+        raise CommandError(f"--timeout must be in (0, 2592000] seconds; got {args.timeout}.")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise CommandError(f"--threads must be between 1 and 1024; got {args.threads}.")
+    _require_storage(url)
+    try:
+        report = run_worker(
+            url,
+            args.study,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            threads=args.threads,
+            quiet=args.quiet,
+        )
+    except WorkerError as error:
+        raise CommandError(str(error)) from None
+    return 130 if report.interrupted else 0
+
+
+def command_babysit(args: argparse.Namespace) -> int:
+    from optuna_dl.babysit import BabysitError, babysit, parse_settings
+
+    try:
+        settings = parse_settings(args.set or [])
+        config = _config(args)
+        summary = babysit(
+            config,
+            settings=settings,
+            resume=args.resume,
+            epochs=args.epochs,
+            checkpoint_dir=args.checkpoint_dir,
+        )
+    except BabysitError as error:
+        raise CommandError(str(error)) from None
+    return 130 if summary["interrupted"] else 0
+
+
 # -------------------------------------------------------------------- parser
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse with the one-line error convention of the other errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help').\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="optuna-dl",
         description="Tune, explain and export DeepNetClassifier studies defined in TOML files.",
     )
@@ -242,6 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", help="storage URL (default: the study file's)")
     run.add_argument("--seed", type=int, help="seed for the sampler, splits and networks")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines")
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="K",
+        help="run the trials in K worker processes on this machine (BLAS threads: cores / K)",
+    )
     run.set_defaults(handler=command_run)
 
     best = commands.add_parser("best", help="show the best trial")
@@ -257,6 +433,46 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     export.add_argument("--storage")
     export.set_defaults(handler=command_export)
+
+    worker = commands.add_parser(
+        "worker", help="join a study on shared storage and run its trials (no study file)"
+    )
+    worker.add_argument("--storage", help="storage URL of the study (default: $OPTUNA_DL_STORAGE)")
+    worker.add_argument("--study", required=True, help="name of the study to join")
+    worker.add_argument(
+        "--n-trials", type=int, help="total finished trials wanted (default: the study's)"
+    )
+    worker.add_argument(
+        "--timeout", type=float, help="stop starting trials after this many seconds"
+    )
+    worker.add_argument(
+        "--threads", type=int, help="BLAS threads of this worker (default: all cores)"
+    )
+    worker.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines")
+    worker.set_defaults(handler=command_worker)
+
+    babysit = commands.add_parser(
+        "babysit", help="train one model epoch by epoch with checkpoints; resume with changes"
+    )
+    babysit.add_argument("config", help="study file, e.g. studies/digits.toml")
+    babysit.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an estimator parameter, e.g. learning_rate=0.01 (repeatable)",
+    )
+    babysit.add_argument(
+        "--resume", metavar="CHECKPOINT", help="continue from this .npz checkpoint"
+    )
+    babysit.add_argument(
+        "--epochs", type=int, help="epochs to train now (default: search.max_epochs)"
+    )
+    babysit.add_argument(
+        "--checkpoint-dir", help="where checkpoints go (default: <study dir>/<name>-babysit)"
+    )
+    babysit.add_argument("--storage", help="storage URL (default: the study file's)")
+    babysit.add_argument("--seed", type=int, help="seed for the split and the network")
+    babysit.set_defaults(handler=command_babysit)
     return parser
 
 
@@ -267,9 +483,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return args.handler(args)
-    except (ConfigError, CommandError) as error:
+    except (ConfigError, CommandError, StorageError) as error:
         print(f"optuna-dl: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside a study's trials: nothing to clean up
+        print("optuna-dl: interrupted.", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()
         return 0

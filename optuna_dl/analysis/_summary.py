@@ -1,0 +1,90 @@
+"""The numbers at the top of a report: trials by state, best value, wall time, workers."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import NamedTuple
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["StudySummary", "best_trials", "peak_parallel", "summarize"]
+
+
+class StudySummary(NamedTuple):
+    """Counts and times of a study.
+
+    ``wall_seconds`` runs from the first trial's start to the last completion;
+    ``trial_seconds`` sums the trials' own durations; ``peak_parallel`` is the largest
+    number of trials that were running at the same moment (the workers in use).
+    """
+
+    name: str
+    directions: tuple[str, ...]
+    n_trials: int
+    counts: dict[str, int]
+    best_value: float | None
+    best_number: int | None
+    wall_seconds: float | None
+    trial_seconds: float
+    peak_parallel: int
+    params: tuple[str, ...]
+
+
+def peak_parallel(trials: list[FrozenTrial]) -> int:
+    """Largest number of trials whose [start, complete) intervals overlap."""
+    events = []
+    for t in trials:
+        if t.datetime_start is not None and t.datetime_complete is not None:
+            events.append((t.datetime_start, 1))
+            events.append((t.datetime_complete, -1))
+    running = peak = 0
+    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):  # ends before starts
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def best_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
+    """The ``k`` best completed trials (first objective, in the study's direction)."""
+    completed = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values and math.isfinite(t.values[0])
+    ]
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(completed, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))[
+        :k
+    ]
+
+
+def summarize(study: optuna.Study) -> StudySummary:
+    """Counts by state, best value, wall time and peak parallelism of ``study``."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
+    best = best_trials(study, 1)
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+    spent = sum(
+        (
+            t.datetime_complete - t.datetime_start
+            for t in trials
+            if t.datetime_start and t.datetime_complete
+        ),
+        datetime.timedelta(),
+    ).total_seconds()
+    params = dict.fromkeys(p for t in trials for p in t.params)
+    return StudySummary(
+        name=study.study_name,
+        directions=tuple(d.name.lower() for d in study.directions),
+        n_trials=len(trials),
+        counts=counts,
+        best_value=float(best[0].values[0]) if best else None,
+        best_number=best[0].number if best else None,
+        wall_seconds=wall,
+        trial_seconds=spent,
+        peak_parallel=peak_parallel(trials),
+        params=tuple(params),
+    )

@@ -1,0 +1,613 @@
+"""End-to-end tests of the ``optuna-dl`` command line on real SQLite files.
+
+Most commands run in-process (``optuna_dl.cli.main``); a few run as real processes to
+prove the console entry, Ctrl-C handling, and that the storage opens unchanged in
+Optuna's own CLI and in optuna-dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_dl import DeepNetClassifier, cli
+from optuna_dl.cli import main
+from optuna_dl.tuning.config import load_config
+
+IRIS_CSV = Path(__file__).resolve().parents[1] / "studies" / "data" / "iris.csv"
+BIN = Path(sys.executable).parent
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+STUDY = """\
+name = "{name}"
+n_trials = {n_trials}
+seed = 0
+
+[data]
+source = "csv"
+path = "iris.csv"
+target = "species"
+
+[search]
+cv = 2
+max_epochs = {max_epochs}
+patience = {max_epochs}
+
+[sampler]
+name = "TPESampler"
+n_startup_trials = 10   # random sampling throughout: resuming must not replay it
+"""
+
+
+def _report_available() -> bool:
+    try:
+        importlib.import_module("optuna_dl.analysis.report")
+    except ImportError:
+        return False
+    return True
+
+
+def write_study(
+    folder: Path, name: str = "cli_iris", *, n_trials: int = 3, max_epochs: int = 3
+) -> Path:
+    """A tiny study on a copy of studies/data/iris.csv; storage defaults beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(IRIS_CSV, folder / "iris.csv")
+    path = folder / f"{name}.toml"
+    path.write_text(STUDY.format(name=name, n_trials=n_trials, max_epochs=max_epochs))
+    return path
+
+
+def run_cli(*args: object) -> tuple[int, str, str]:
+    """``main(args)`` in-process: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit:
+            code = exit.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def cli_capsys(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *parts: str) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("optuna-dl"), err
+    assert "error:" in lines[0]
+    assert "Traceback" not in err
+    for part in parts:
+        assert part in err, err
+
+
+def storage_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def load(db: Path, name: str = "cli_iris") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage_url(db))
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def no_report(monkeypatch):
+    """Skip the HTML report in runs that are not about it (it costs seconds)."""
+    monkeypatch.setattr(cli, "_write_report", lambda study, config: None)
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    """One real ``optuna-dl run`` of 3 trials; other tests read (or copy) its storage."""
+    toml = write_study(tmp_path_factory.mktemp("iris_run"))
+    code, out, err = run_cli("run", toml)
+    assert code == 0, err
+    return {"toml": toml, "db": toml.with_suffix(".db"), "out": out, "err": err}
+
+
+@pytest.fixture
+def resumable(iris_run, tmp_path):
+    """A private copy of the 3-trial study (TOML, data and storage) to run further."""
+    toml = write_study(tmp_path)
+    shutil.copy(iris_run["db"], tmp_path / "cli_iris.db")
+    return toml
+
+
+# ------------------------------------------------------------------------- run
+@pytest.mark.slow  # its module fixture runs the 3-trial study
+def test_run_creates_storage_and_prints_summary(iris_run):
+    db, out = iris_run["db"], iris_run["out"]
+    assert db.is_file()
+    study = load(db)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 3
+    assert all(t.state in FINISHED for t in trials)
+    counts = {s: sum(t.state == s for t in trials) for s in FINISHED}
+    assert "study 'cli_iris' in sqlite:///" in out
+    assert "0 trials finished, 3 to run" in out
+    assert (
+        f"3 trials: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} "
+        f"pruned, {counts[TrialState.FAIL]} failed" in out
+    )
+    assert re.search(r"trial\s+0: (value|pruned|diverged)", out)
+    best = study.best_trial
+    assert f"best accuracy (2-fold CV): {best.value:.4f} (trial {best.number})" in out
+    assert "best parameters:" in out
+    for name in best.user_attrs["estimator_params"]:
+        assert re.search(rf"^  {name} = ", out, re.MULTILINE), name
+    assert "Traceback" not in iris_run["err"]
+    # The study remembers how it was defined, so workers need no TOML.
+    stored = study.user_attrs["optuna_dl_config"]
+    assert stored["data"]["path"] == str(iris_run["toml"].parent.resolve() / "iris.csv")
+    assert stored["seed"] == 0 and stored["n_trials"] == 3
+
+
+def test_run_writes_the_report_when_available(iris_run):
+    if not _report_available():
+        pytest.skip("optuna_dl.analysis.report is not importable")
+    match = re.search(r"^report: (.+)$", iris_run["out"], re.MULTILINE)
+    assert match, iris_run["out"]
+    report = Path(match.group(1))
+    assert report == iris_run["toml"].with_suffix(".html")
+    assert report.is_file() and report.stat().st_size > 0
+
+
+def test_run_resumes_to_exactly_n_trials(resumable, capsys, no_report):
+    db = resumable.with_suffix(".db")
+    first = [t.params for t in load(db).trials]
+    code, out, err = cli_capsys(capsys, "run", resumable, "--n-trials", 5)
+    assert code == 0, err
+    assert "3 trials finished, 2 to run" in out
+    assert "5 trials: " in out
+    study = load(db)
+    assert len(finished(study)) == 5 == len(study.trials)
+    # The resumed sampler is reseeded: it does not replay the first trials.
+    assert all(t.params not in first for t in study.trials[3:])
+
+    # Asking for fewer trials than the study holds runs none.
+    code, out, err = cli_capsys(capsys, "run", resumable, "--quiet")
+    assert code == 0, err
+    assert "5 trials finished, 0 to run" in out
+    assert len(load(db).trials) == 5
+
+
+def test_run_overrides_storage_seed_n_trials(resumable, tmp_path, capsys, no_report):
+    original = digest(resumable.with_suffix(".db"))
+    other = tmp_path / "elsewhere" / "other.db"
+    other.parent.mkdir()
+    code, out, err = cli_capsys(
+        capsys, "run", resumable, "--storage", storage_url(other), "--seed", 7, "--n-trials", 1
+    )
+    assert code == 0, err
+    assert f"in {storage_url(other)}: 0 trials finished, 1 to run" in out
+    study = load(other)
+    assert len(study.trials) == 1
+    assert study.user_attrs["optuna_dl_config"]["seed"] == 7
+    assert study.user_attrs["optuna_dl_config"]["n_trials"] == 1
+    assert digest(resumable.with_suffix(".db")) == original
+
+
+def test_run_timeout_override(resumable, tmp_path, capsys, no_report):
+    db = tmp_path / "timeout.db"
+    started = time.monotonic()
+    code, out, err = cli_capsys(
+        capsys, "run", resumable, "--storage", storage_url(db), "--n-trials", 1000,
+        "--timeout", 0.01, "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "0 trials finished, 1000 to run" in out
+    # The timeout is checked between trials: one (rarely two) trials ran.
+    assert 1 <= len(load(db).trials) <= 2
+    assert time.monotonic() - started < 60
+
+
+# ------------------------------------------------------------------------ best
+def test_best(iris_run, capsys):
+    code, out, err = cli_capsys(capsys, "best", iris_run["toml"])
+    assert code == 0, err
+    best = load(iris_run["db"]).best_trial
+    assert f"study 'cli_iris': best trial {best.number}, value {best.value:.4f}" in out
+    assert "batch_size = " in out and "log2_batch_size" not in out
+
+
+def test_best_json(iris_run, capsys):
+    code, out, err = cli_capsys(capsys, "best", iris_run["toml"], "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    best = load(iris_run["db"]).best_trial
+    assert summary["study"] == "cli_iris"
+    assert summary["trial"] == best.number
+    assert summary["value"] == pytest.approx(best.value)
+    # Estimator terms (batch_size = 2**k), not the sampled quantities (log2_batch_size).
+    assert summary["params"] == best.user_attrs["estimator_params"]
+    assert "batch_size" in summary["params"] and "log2_batch_size" not in summary["params"]
+    assert summary["sampled_params"] == best.params
+    assert summary["params"]["batch_size"] == 2 ** best.params["log2_batch_size"]
+    assert summary["best_epoch"] == best.user_attrs["best_epoch"]
+    DeepNetClassifier(**summary["params"])  # they are the classifier's own parameters
+
+
+def test_best_with_storage_option(iris_run, tmp_path, capsys):
+    toml = write_study(tmp_path)  # its default storage does not exist
+    code, out, err = cli_capsys(
+        capsys, "best", toml, "--json", "--storage", storage_url(iris_run["db"])
+    )
+    assert code == 0, err
+    assert json.loads(out)["study"] == "cli_iris"
+
+
+# ---------------------------------------------------------------------- export
+def test_export(iris_run, tmp_path, capsys):
+    model_file = tmp_path / "model.npz"
+    code, out, err = cli_capsys(capsys, "export", iris_run["toml"], "-o", model_file)
+    assert code == 0, err
+    match = re.search(r"held-out accuracy (\d\.\d{4}) on (\d+) samples", out)
+    assert match, out
+    printed, n_test = float(match.group(1)), int(match.group(2))
+    assert f"model saved to {model_file}" in out
+    model = DeepNetClassifier.load(model_file)
+    _, X_test, _, y_test = load_config(iris_run["toml"]).load_data()
+    assert n_test == len(y_test) == 30
+    # Raw features in centimetres: the scaler is folded into the first layer.
+    assert model.n_features_in_ == 4
+    assert model.score(X_test, y_test) == pytest.approx(printed, abs=5e-5)
+    assert set(model.classes_) == {"setosa", "versicolor", "virginica"}
+    assert set(model.predict(X_test)) <= set(model.classes_)
+    best = load(iris_run["db"]).best_trial
+    for name, value in best.user_attrs["estimator_params"].items():
+        assert model.get_params()[name] == value
+
+
+def test_export_to_missing_folder(iris_run, tmp_path, capsys):
+    code, out, err = cli_capsys(
+        capsys, "export", iris_run["toml"], "-o", tmp_path / "no" / "such" / "model.npz"
+    )
+    assert_one_line_error(code, err, "cannot write")
+
+
+# ------------------------------------------------------------------------ help
+def _commands() -> list[str]:
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(commands.choices)
+
+
+def test_the_documented_commands_exist():
+    assert {"run", "best", "export"} <= set(_commands())
+
+
+@pytest.mark.parametrize("command", [[]] + [[c] for c in _commands()], ids=str)
+def test_help(capsys, command):
+    code, out, err = cli_capsys(capsys, *command, "--help")
+    assert code == 0
+    assert out.startswith(f"usage: optuna-dl {' '.join(command)}".rstrip())
+    assert err == ""
+
+
+# ---------------------------------------------------------------------- errors
+IRIS = 'n_trials = 3\n[data]\nsource = "iris"\n'
+CSV = 'n_trials = 3\n[data]\nsource = "csv"\npath = "{}"\ntarget = "label"\n'
+BAD_STUDIES = {
+    "unknown-key": ("bogus = 1\n" + IRIS, "key 'bogus'"),
+    "sampler-argument": (
+        IRIS + '[sampler]\nname = "TPESampler"\nn_startup_trials = "x"\n',
+        "key 'sampler'",
+    ),
+    "grid-missing-parameter": (
+        IRIS + '[sampler]\nname = "GridSampler"\nsearch_space = {learning_rate = [0.1]}\n',
+        "key 'sampler'",
+    ),
+    "unknown-pruner": (IRIS + '[pruner]\nname = "Nope"\n', "key 'pruner.name'"),
+    "missing-data": ("n_trials = 3\n", "key 'data'"),
+    "bad-csv": (CSV.format("bad.csv"), "line 3"),
+    "missing-csv": (CSV.format("absent.csv"), "key 'data.path'"),
+    "invalid-toml": ("n_trials = = 3\n", "not valid TOML"),
+}
+
+
+def write_bad_study(folder: Path, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bad.csv").write_text("a,label\n1,x\n2,oops,y\n")
+    path = folder / "bad_study.toml"
+    path.write_text(body)
+    return path
+
+
+BAD_CALLS = [
+    (command, case)
+    for command in ("run", "best", "export")
+    for case in BAD_STUDIES
+    # best and export read no data, so a bad CSV only stops run
+    if command == "run" or case != "bad-csv"
+]
+
+
+@pytest.mark.parametrize(("command", "case"), BAD_CALLS, ids=[f"{c}-{k}" for c, k in BAD_CALLS])
+def test_bad_study_is_one_line_and_creates_no_storage(tmp_path, capsys, command, case):
+    body, expected = BAD_STUDIES[case]
+    path = write_bad_study(tmp_path, body)
+    extra = ["-o", tmp_path / "model.npz"] if command == "export" else []
+    code, out, err = cli_capsys(capsys, command, path, *extra)
+    assert_one_line_error(code, err, str(path), expected)
+    assert not list(tmp_path.glob("*.db"))
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_bad_study_leaves_existing_storage_untouched(resumable, tmp_path, capsys):
+    db = resumable.with_suffix(".db")
+    before = digest(db)
+    bad = write_bad_study(tmp_path / "bad", BAD_STUDIES["sampler-argument"][0])
+    code, _, err = cli_capsys(capsys, "run", bad, "--storage", storage_url(db))
+    assert_one_line_error(code, err, "key 'sampler'")
+    assert digest(db) == before
+
+
+def test_missing_study_file(tmp_path, capsys):
+    code, _, err = cli_capsys(capsys, "run", tmp_path / "absent.toml")
+    assert_one_line_error(code, err, "absent.toml", "no such study file")
+
+
+@pytest.mark.parametrize("command", ["best", "export"])
+def test_best_and_export_before_any_run(tmp_path, capsys, command):
+    toml = write_study(tmp_path)
+    extra = ["-o", tmp_path / "model.npz"] if command == "export" else []
+    code, _, err = cli_capsys(capsys, command, toml, *extra)
+    assert_one_line_error(code, err, "cli_iris.db", "does not exist yet")
+    assert not list(tmp_path.glob("*.db"))
+    assert not (tmp_path / "model.npz").exists()
+
+
+@pytest.mark.parametrize("command", ["best", "export"])
+def test_best_and_export_on_storage_without_the_study(iris_run, tmp_path, capsys, command):
+    toml = write_study(tmp_path, name="another")
+    extra = ["-o", tmp_path / "model.npz"] if command == "export" else []
+    args = ["--storage", storage_url(iris_run["db"])]
+    code, _, err = cli_capsys(capsys, command, toml, *args, *extra)
+    assert_one_line_error(code, err, "no study named 'another'", "optuna-dl run")
+
+
+@pytest.mark.parametrize("command", ["best", "export"])
+def test_best_and_export_without_a_completed_trial(tmp_path, capsys, command):
+    toml = write_study(tmp_path)
+    study = optuna.create_study(
+        study_name="cli_iris", storage=storage_url(tmp_path / "cli_iris.db")
+    )
+    study.tell(study.ask(), state=TrialState.FAIL)
+    extra = ["-o", tmp_path / "model.npz"] if command == "export" else []
+    code, _, err = cli_capsys(capsys, command, toml, *extra)
+    assert_one_line_error(code, err, "no completed trial yet")
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--n-trials", "0"], "--n-trials"),
+        (["--n-trials", "x"], "invalid int value"),
+        (["--timeout", "-1"], "--timeout"),
+        (["--timeout", "nan"], "--timeout"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**32)], "--seed"),
+        (["--storage", "not-a-url"], "cannot open storage"),
+        (["--storage", "sqlite:////no/such/folder/x.db"], "cannot open storage"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+    ids=str,
+)
+def test_bad_run_options(tmp_path, capsys, option, expected):
+    toml = write_study(tmp_path)
+    code, _, err = cli_capsys(capsys, "run", toml, *option)
+    assert_one_line_error(code, err, expected)
+    assert not list(tmp_path.glob("*.db"))
+
+
+def test_storage_that_is_not_a_database(tmp_path, capsys):
+    toml = write_study(tmp_path)
+    before = digest(toml)
+    code, _, err = cli_capsys(capsys, "best", toml, "--storage", storage_url(toml))
+    assert_one_line_error(code, err, "cannot open storage", "not a database")
+    assert digest(toml) == before
+
+
+def test_storage_password_is_not_shown(tmp_path, capsys):
+    toml = write_study(tmp_path)
+    url = "postgresql+nosuchdriver://tuner:s3cret@localhost:1/studies"
+    code, _, err = cli_capsys(capsys, "run", toml, "--storage", url)
+    assert_one_line_error(code, err, "tuner:***@localhost")
+    assert "s3cret" not in err
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], [], ["run"], ["export", "x.toml"]], ids=str)
+def test_usage_errors(capsys, argv):
+    code, out, err = cli_capsys(capsys, *argv)
+    assert_one_line_error(code, err, "--help")
+
+
+# --------------------------------------------------------- as a real process
+@pytest.mark.slow
+def test_console_script(iris_run):
+    script = BIN / "optuna-dl"
+    assert script.is_file(), f"console script missing next to {sys.executable}"
+    result = subprocess.run(
+        [script, "best", iris_run["toml"], "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["trial"] == load(iris_run["db"]).best_trial.number
+
+    result = subprocess.run(
+        [script, "run", iris_run["toml"], "--seed", "-5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_one_line_error(result.returncode, result.stderr, "--seed")
+
+
+def test_python_dash_m(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "optuna_dl.cli", "frobnicate"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_one_line_error(result.returncode, result.stderr, "invalid choice")
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_storage_consistent_and_resumes(tmp_path):
+    toml = write_study(tmp_path, name="interrupted", n_trials=6, max_epochs=15)
+    db = toml.with_suffix(".db")
+    process = subprocess.Popen(
+        [BIN / "optuna-dl", "run", toml],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell may start background jobs with SIGINT ignored; restore Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        # The first line is printed (and flushed) once the study exists in storage;
+        # polling earlier would race the CLI in creating the database.
+        header = process.stdout.readline()
+        assert "0 trials finished, 6 to run" in header, header + process.communicate()[1]
+        deadline = time.monotonic() + 120
+        while not finished(load(db, "interrupted")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no trial finished within 120 s"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert "interrupted: storage is consistent; run 'optuna-dl run" in out
+    assert "Traceback" not in err, err
+    study = load(db, "interrupted")
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert TrialState.RUNNING not in states
+    assert 1 <= len(states) < 6
+
+    code, out, err = run_cli("run", toml, "--quiet")
+    assert code == 0, err
+    study = load(db, "interrupted")
+    assert len(finished(study)) == 6 == len(study.trials)
+
+
+# ------------------------------------------------- Optuna CLI, optuna-dashboard
+def test_storage_opens_in_optunas_cli(iris_run):
+    script = BIN / "optuna"
+    assert script.is_file(), f"optuna's console script missing next to {sys.executable}"
+    result = subprocess.run(
+        [
+            script,
+            "trials",
+            "--study-name",
+            "cli_iris",
+            "--storage",
+            storage_url(iris_run["db"]),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    trials = json.loads(result.stdout)
+    expected = load(iris_run["db"]).trials
+    assert [t["number"] for t in trials] == [t.number for t in expected]
+    assert [t["state"] for t in trials] == [t.state.name for t in expected]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_storage_opens_in_optuna_dashboard(iris_run):
+    try:
+        importlib.import_module("optuna_dashboard")
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("optuna-dashboard is not installed (pip install -e '.[test]')")
+        pytest.skip("optuna-dashboard is not installed")
+    script = BIN / "optuna-dashboard"
+    command = (
+        [script]
+        if script.is_file()
+        else [sys.executable, "-c", "from optuna_dashboard._cli import main; main()"]
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [*command, storage_url(iris_run["db"]), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"optuna-dashboard exited: {process.communicate()[0]}")
+            try:
+                studies = _get_json(f"{base}/api/studies")["study_summaries"]
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail("optuna-dashboard did not answer within 30 s")
+                time.sleep(0.2)
+        assert [s["study_name"] for s in studies] == ["cli_iris"]
+        detail = _get_json(f"{base}/api/studies/{studies[0]['study_id']}")
+        assert detail["name"] == "cli_iris"
+        assert len(detail["trials"]) == len(load(iris_run["db"]).trials)
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
