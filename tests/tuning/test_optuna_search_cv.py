@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import optuna
+import optuna_integration  # a test dependency (pyproject's "test" extra), like pandas
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -11,9 +12,6 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
 
 from optuna_dl import DeepNetClassifier
-
-optuna_integration = pytest.importorskip("optuna_integration")
-pytest.importorskip("pandas")  # OptunaSearchCV imports it
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
