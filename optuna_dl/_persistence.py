@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -81,7 +80,12 @@ def load_model(cls: type, path: Any) -> Any:
     try:
         with np.load(name, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as error:
+    except Exception as error:
+        # A damaged archive surfaces as a dozen exception types: BadZipFile, EOFError,
+        # NotImplementedError (an unknown compression method or zip version),
+        # RuntimeError (the encryption flag), SyntaxError or tokenize.TokenError (a
+        # garbled .npy header, parsed before the CRC is checked), zlib and lzma errors,
+        # MemoryError (an absurd declared shape). All mean the same thing.
         raise ValueError(
             f"{name!r} is not a readable optuna-dl model file ({type(error).__name__}: {error})."
         ) from None
@@ -91,18 +95,18 @@ def load_model(cls: type, path: Any) -> Any:
             f"{name!r} is not a readable optuna-dl model file (entry {not_arrays[0]!r} "
             "is not a NumPy array)."
         )
-    header = _read_header(name, contents)
+    header = _read_header(name, contents, cls)
     try:
         if not isinstance(header.get("params"), dict):
             raise ValueError("the header has no parameter table")
         model = cls(**header["params"])
         _restore(model, header, contents)
-    except (KeyError, ValueError, TypeError) as error:
+    except (KeyError, ValueError, TypeError, ArithmeticError) as error:
         raise ValueError(f"{name!r} is a damaged optuna-dl model file: {error}") from None
     return model
 
 
-def _read_header(name: str, contents: dict[str, np.ndarray]) -> dict[str, Any]:
+def _read_header(name: str, contents: dict[str, np.ndarray], cls: type) -> dict[str, Any]:
     raw = contents.get("header")
     if raw is None or raw.dtype.kind != "U" or raw.ndim != 0:
         raise ValueError(f"{name!r} has no optuna-dl header; it is not a model file.")
@@ -117,6 +121,9 @@ def _read_header(name: str, contents: dict[str, np.ndarray]) -> dict[str, Any]:
             f"{name!r} has model format version {header.get('format_version')!r}; this "
             f"optuna-dl reads version {FORMAT_VERSION}."
         )
+    # The file's class must be cls or one of its bases (whose parameters cls accepts).
+    if header.get("class") not in [base.__name__ for base in cls.__mro__]:
+        raise ValueError(f"{name!r} holds a {header.get('class')!r} model, not a {cls.__name__}.")
     return header
 
 
@@ -129,7 +136,7 @@ def _restore(model: Any, header: dict[str, Any], contents: dict[str, np.ndarray]
     if header["classes_kind"] == "str":
         classes = classes.astype(object)
     model.classes_ = classes
-    model.n_features_in_ = int(header["n_features_in"])
+    model.n_features_in_ = _check_sizes(model, header["n_features_in"], classes.size, contents)
     if "feature_names" in contents:
         model.feature_names_in_ = contents["feature_names"].astype(object)
     rng = _make_generator(None)
@@ -176,3 +183,21 @@ def _restore(model: Any, header: dict[str, Any], contents: dict[str, np.ndarray]
     model.best_validation_score_ = header["best_validation_score"]
     model.history_ = []
     model.diverged_ = bool(header["diverged"])
+
+
+def _check_sizes(model: Any, n_features: Any, n_classes: int, contents: dict) -> int:
+    """Check the header's sizes against the stored arrays before a network of those
+    sizes is allocated (a crafted header could ask for terabytes); return n_features."""
+    per_layer = 5 if model.batch_norm else 2  # W, gamma, beta and 2 moving averages; W, b
+    for i in range(model.n_layers * per_layer + 2):
+        contents[f"network_{i:03d}"]  # a KeyError names the first missing array
+    if isinstance(n_features, bool) or not isinstance(n_features, int):
+        raise ValueError(f"n_features_in is {n_features!r}, not an integer")
+    width = model.n_units if model.n_layers else n_classes
+    shape = contents["network_000"].shape
+    if shape != (n_features, width):
+        raise ValueError(
+            f"array shape {shape} does not match n_features_in={n_features} and "
+            f"{'n_units' if model.n_layers else 'the class count'}={width}"
+        )
+    return n_features

@@ -23,8 +23,16 @@ class Interval:
             return False
         if self.kind == "int" and not isinstance(value, numbers.Integral):
             return False
-        if not isinstance(value, numbers.Real) or math.isnan(value):
+        if not isinstance(value, numbers.Real):
             return False
+        if self.kind == "float":
+            # inf and nan are outside every interval; so is a number too big for a float
+            # (math.isfinite(10**400) raises OverflowError).
+            try:
+                if not math.isfinite(value):
+                    return False
+            except OverflowError:
+                return False
         if self.low is not None:
             if value < self.low or (value == self.low and self.closed in ("right", "neither")):
                 return False

@@ -138,7 +138,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     history_ : list of EpochRecord
         Everything reported after each epoch.
     diverged_ : bool
-        Whether training stopped on a non-finite loss or weight.
+        Whether training stopped on a non-finite loss, weight or output.
     network_ : optuna_dl.nn.Network
     optimizer_ : optuna_dl.nn.Optimizer
 
@@ -242,6 +242,9 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
     def _fit(self, X: Any, y: Any, *, incremental: bool, classes: Any = None):
         rules.check_parameters(type(self).__name__, self.get_params(deep=False), _PARAMETER_RULES)
+        _check_label_types(y, "y")
+        if classes is not None:
+            _check_label_types(classes, "classes")
         dtype = DTYPES[self.dtype]
         fitted = hasattr(self, "network_")
         reset = not fitted or not (incremental or self.warm_start)
@@ -269,7 +272,8 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
         context = self._init_callback_context(max_subtasks=1 if incremental else self.max_epochs)
         context.call_on_fit_task_begin(estimator=self, X=X, y=y)
-        self._train(X, y_index, X_val, y_val, 1 if incremental else self.max_epochs, context)
+        n_epochs = 1 if incremental else self.max_epochs
+        self._train(X, y_index, X_val, y_val, n_epochs, context, check_outputs=not incremental)
         context.call_on_fit_task_end(estimator=self, X=X, y=y)
         return self
 
@@ -333,7 +337,12 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     def _validation_split(self, X: np.ndarray, y: np.ndarray):
         counts = np.bincount(y, minlength=self.classes_.size)
         n_val = int(np.ceil(self.validation_fraction * X.shape[0]))
-        stratify = y if counts.min() >= 2 and n_val >= self.classes_.size else None
+        n_classes = self.classes_.size
+        stratify = (
+            y
+            if counts.min() >= 2 and n_val >= n_classes and X.shape[0] - n_val >= n_classes
+            else None
+        )
         if X.shape[0] - n_val < 1 or n_val < 1:
             raise ValueError(
                 f"early_stopping with validation_fraction={self.validation_fraction} "
@@ -345,7 +354,9 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         )
         return X_train, X_val, y_train, y_val
 
-    def _train(self, X, y, X_val, y_val, n_epochs: int, context: Any) -> None:
+    def _train(
+        self, X, y, X_val, y_val, n_epochs: int, context: Any, check_outputs: bool = False
+    ) -> None:
         n = X.shape[0]
         batch_size = min(self.batch_size, n)
         starts = list(range(0, n, batch_size))
@@ -353,14 +364,17 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             starts.pop()  # a batch of one sample has no batch statistics: merge it
         batches = list(zip(starts, starts[1:] + [n]))
         threads = _blas_threads(self.network_, batch_size)
-        # Overflow in a diverging epoch is detected and reported as a DivergenceWarning.
+        # Overflow (or a division by zero) in a diverging epoch is detected and reported
+        # as a DivergenceWarning.
         with (
             threadpool_limits(threads, user_api="blas"),
-            np.errstate(over="ignore", invalid="ignore"),
+            np.errstate(over="ignore", invalid="ignore", divide="ignore"),
         ):
-            self._run_epochs(X, y, X_val, y_val, n_epochs, context, batches)
+            self._run_epochs(X, y, X_val, y_val, n_epochs, context, batches, check_outputs)
 
-    def _run_epochs(self, X, y, X_val, y_val, n_epochs, context, batches) -> None:
+    def _run_epochs(
+        self, X, y, X_val, y_val, n_epochs, context, batches, check_outputs=False
+    ) -> None:
         network, optimizer, rng = self.network_, self.optimizer_, self._rng
         n = X.shape[0]
         params, grads = [network.flat_params], [network.flat_grads]
@@ -369,7 +383,10 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         l2 = float(self.l2)
         best_loss, best_score, stalled = np.inf, -np.inf, 0
         best_state: list[np.ndarray] | None = None
+        best_epoch = 0
         call_start: tuple[int, list[np.ndarray]] | None = None
+        diverged = False
+        seen = [X] if X_val is None else [X, X_val]  # every row fit was given
         callbacks = [
             cb for cb in getattr(self, "_skl_callbacks", []) if hasattr(cb, "on_epoch_end")
         ]
@@ -402,7 +419,9 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 total += loss * m
             epoch_loss = total / n
             if not (np.isfinite(epoch_loss) and np.isfinite(network.flat_params).all()):
-                self._stop_diverged(X, [(self.n_iter_, snapshot), call_start], learning_rate)
+                states = [(self.n_iter_, snapshot), call_start]
+                self._stop_diverged(seen, states, learning_rate)
+                diverged = True
                 break
             self.n_iter_ += 1
             self.loss_curve_.append(epoch_loss)
@@ -426,6 +445,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 if score > best_score + self.tol:
                     best_score, stalled = score, 0
                     best_state = [a.copy() for a in network.state_arrays()]
+                    best_epoch = self.n_iter_
                 else:
                     stalled += 1
             elif epoch_loss < best_loss - self.tol:
@@ -434,29 +454,48 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 stalled += 1
             if stop or stalled >= self.n_iter_no_change:
                 break
-        if best_state is not None:
+        # Finite weights can still be so large that inference overflows; the next epoch
+        # notices (its loss is not finite), but after the last one fit checks the model it
+        # returns, so that it never outputs NaN on the data it was fit on.
+        if best_state is not None and best_epoch <= self.n_iter_:  # not rolled back
+            last = [a.copy() for a in network.state_arrays()]
             network.set_state_arrays(best_state)
-            self.best_validation_score_ = best_score
+            if self._finite_outputs(seen):
+                self.best_validation_score_ = best_score
+                return
+            network.set_state_arrays(last)
+        if check_outputs and not diverged and call_start is not None:
+            if not self._finite_outputs(seen):
+                states = [(self.n_iter_ - 1, snapshot), call_start]
+                self._stop_diverged(seen, states, learning_rate, epoch=self.n_iter_)
+
+    def _finite_outputs(self, arrays: list[np.ndarray]) -> bool:
+        with np.errstate(all="ignore"):
+            return all(np.isfinite(self.network_.forward(a, training=False)).all() for a in arrays)
 
     def _stop_diverged(
-        self, X: np.ndarray, states: list[tuple[int, list[np.ndarray]]], learning_rate: float
+        self,
+        seen: list[np.ndarray],
+        states: list[tuple[int, list[np.ndarray]]],
+        learning_rate: float,
+        epoch: int | None = None,
     ) -> None:
         """Restore the newest of ``states`` (``(n_iter_, arrays)`` pairs, newest first)
-        whose logits on ``X`` are finite, else re-initialize the weights, and roll the
+        whose logits on every array of ``seen`` (the training rows, and the held-out ones
+        with early stopping) are finite, else re-initialize the weights, and roll the
         per-epoch records back to match.
 
         The weights from before the diverging epoch are finite but may already be so
         large that inference overflows, hence the older fallbacks.
         """
-        epoch = self.n_iter_ + 1
+        epoch = self.n_iter_ + 1 if epoch is None else epoch
         for n_iter, state in states:
             self.network_.set_state_arrays(state)
-            with np.errstate(all="ignore"):
-                if np.isfinite(self.network_.forward(X, training=False)).all():
-                    restored = f"the weights from before epoch {n_iter + 1} were restored"
-                    break
+            if self._finite_outputs(seen):
+                restored = f"the weights from before epoch {n_iter + 1} were restored"
+                break
         else:
-            fresh = self._new_network(X.shape[1], self.classes_.size)
+            fresh = self._new_network(seen[0].shape[1], self.classes_.size)
             self.network_.set_state_arrays(fresh.state_arrays())
             n_iter, restored = 0, "the weights were re-initialized"
         dropped = self.n_iter_ - n_iter
@@ -469,7 +508,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         self.diverged_ = True
         warnings.warn(
             f"training diverged in epoch {epoch} at learning_rate="
-            f"{learning_rate:.3g}: the loss or a weight became non-finite. Training "
+            f"{learning_rate:.3g}: the loss, a weight or the output became non-finite. Training "
             f"stopped and {restored}; try a smaller learning_rate.",
             DivergenceWarning,
             stacklevel=6,  # _stop_diverged, _train, _fit, fit, callback wrapper, caller
@@ -495,8 +534,24 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes), float64
             Columns follow ``classes_``.
+
+        Raises
+        ------
+        ValueError
+            If the network's output overflows for some sample (features far larger
+            than in training), rather than returning NaN.
         """
-        return log_softmax(self._logits(X).astype(np.float64))
+        logits = self._logits(X)
+        overflowed = ~np.isfinite(logits).all(axis=1)
+        if overflowed.any():
+            rows = np.flatnonzero(overflowed)
+            raise ValueError(
+                f"the network's output is not finite for {rows.size} of {logits.shape[0]} "
+                f"samples (first: row {rows[0]}): their features are too large in magnitude "
+                f"for this {self.network_.dtype.name} model (or it diverged in training). "
+                "Scale the features, e.g. with StandardScaler."
+            )
+        return log_softmax(logits.astype(np.float64))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (softmax of the output layer, rows sum to 1).
@@ -509,6 +564,11 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes), float64
             Columns follow ``classes_``.
+
+        Raises
+        ------
+        ValueError
+            If the network's output overflows for some sample, rather than returning NaN.
         """
         return np.exp(self.predict_log_proba(X))
 
@@ -563,6 +623,27 @@ def _blas_threads(network: Network, batch_size: int) -> int | None:
     """1 for small layers (overhead-bound: one thread is faster), else no limit."""
     flops = 6 * batch_size * sum(W.size for W in network.weights)
     return 1 if flops < SINGLE_THREAD_FLOPS else None
+
+
+def _check_label_types(labels: Any, name: str) -> None:
+    """Refuse labels that mix strings with other values.
+
+    NumPy would silently turn ``[0, "a"]`` into ``["0", "a"]``, and an object array of
+    them fails deep inside sorting; either way the user meant something else.
+    """
+    if getattr(labels, "dtype", None) is not None and labels.dtype.kind != "O":
+        return  # a typed array holds one kind of value
+    try:
+        values = np.asarray(labels, dtype=object).ravel()
+    except ValueError:
+        return  # ragged or otherwise malformed: validate_data explains
+    is_text = [isinstance(v, str) for v in values]
+    if any(is_text) and not all(is_text):
+        others = sorted({type(v).__name__ for v, text in zip(values, is_text) if not text})
+        raise ValueError(
+            f"{name} mixes strings with other values ({', '.join(others)}); labels must be "
+            "all strings or all numbers."
+        )
 
 
 def _make_generator(random_state: Any) -> np.random.Generator:

@@ -21,7 +21,9 @@ def exponential(learning_rate: float, decay: float, epoch: int) -> float:
 
 def step(learning_rate: float, decay: float, epoch: int) -> float:
     """Staircase: ``lr0 * 0.5 ** floor(decay * epoch)``, halving every 1/decay epochs."""
-    return learning_rate * 0.5 ** math.floor(decay * epoch)
+    # Past 2000 halvings the rate is 0.0 anyway; the cap keeps floor() away from inf
+    # (decay=1e308, epoch=2), which it cannot convert to an int.
+    return learning_rate * 0.5 ** math.floor(min(decay * epoch, 2000.0))
 
 
 SCHEDULES: dict[str, Callable[[float, float, int], float]] = {
