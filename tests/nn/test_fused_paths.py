@@ -94,3 +94,14 @@ def test_blas_threads_are_capped_only_for_small_layers():
     assert 6 * 128 * sum(W.size for W in small.weights) < SINGLE_THREAD_FLOPS
     assert _blas_threads(small, 128) == 1
     assert _blas_threads(large, 128) is None
+
+
+def test_a_small_last_batch_is_merged_into_the_one_before():
+    from optuna_dl.estimator import _batch_bounds
+
+    assert _batch_bounds(1347, 64)[-1] == (1280, 1347)  # 3 leftover rows merged
+    assert _batch_bounds(1376, 64)[-1] == (1344, 1376)  # 32 rows: a batch of their own
+    assert _batch_bounds(10, 64) == [(0, 10)]
+    bounds = _batch_bounds(1000, 128)
+    assert bounds[0] == (0, 128) and bounds[-1][1] == 1000
+    assert all(a == b for (_, a), (b, _) in zip(bounds, bounds[1:]))
