@@ -58,6 +58,7 @@ MODE_ATTR = "mode"
 BABYSIT = "babysit"
 PID_ATTR = "worker_pid"
 HOST_ATTR = "worker_host"
+THREADS_ATTR = "worker_blas_threads"
 #: Seconds between two looks at the study while waiting for other workers' trials.
 POLL_SECONDS = 0.5
 _FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -208,6 +209,14 @@ class StudyLock:
 
 
 # ----------------------------------------------------------------- interrupts
+#: Set by a worker process's first SIGINT handler, before it is ready to run trials.
+_EARLY_INTERRUPT = threading.Event()
+
+
+def _early_interrupt(signum: int, frame: Any) -> None:
+    _EARLY_INTERRUPT.set()
+
+
 class _Interrupts:
     """Ctrl-C in a worker: inside a trial it stops the trial at once (Optuna records it
     as FAIL); anywhere else it lets the current step finish and stops before the next
@@ -220,6 +229,7 @@ class _Interrupts:
         self._installed = False
 
     def __enter__(self) -> _Interrupts:
+        self.pending = self.pending or _EARLY_INTERRUPT.is_set()
         previous = signal.getsignal(signal.SIGINT)
         if threading.current_thread() is threading.main_thread() and previous not in (
             signal.SIG_IGN,
@@ -248,7 +258,8 @@ class _Interrupts:
         """Drop Optuna's traceback of the trial Ctrl-C stopped (the worker says so)."""
         if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
             return False
-        return not (self.pending and "KeyboardInterrupt" in record.getMessage())
+        message = record.getMessage()
+        return not (self.pending and message.startswith("Trial ") and " failed " in message)
 
 
 # ---------------------------------------------------------------------- worker
@@ -279,8 +290,8 @@ def _trial_line(trial: FrozenTrial) -> str:
 
 
 def load_definition(storage: Any, url: str, study_name: str) -> Any:
-    """The study's :class:`~optuna_dl.tuning.config.StudyConfig`, from its stored
-    definition, and the study's id."""
+    """The study's :class:`~optuna_dl.tuning.config.StudyConfig`, rebuilt from the
+    definition ``run`` stored with it; ``url`` becomes its storage."""
     from optuna_dl.tuning.config import config_from_dict
 
     try:
@@ -309,6 +320,7 @@ def run_worker(
     seed_offset: int | None = None,
     quiet: bool = False,
     out: Callable[[str], None] | None = None,
+    stop: Any = None,
 ) -> WorkerReport:
     """Join study ``study_name`` in ``url`` and run trials until it has ``n_trials``
     finished trials (default: the stored ``n_trials``) or ``timeout`` seconds
@@ -316,7 +328,8 @@ def run_worker(
 
     ``threads`` caps the BLAS/OpenMP threads of this process (None: no cap).
     ``seed_offset`` shifts the sampler's seed so that workers do not propose the same
-    configurations (None: a random offset).
+    configurations (None: a random offset). ``stop``, an event (``is_set()``), asks the
+    worker to start no further trial, like Ctrl-C.
 
     Raises
     ------
@@ -369,6 +382,7 @@ def run_worker(
                 lock.release()  # the trial exists: other workers may decide now
                 trial.set_user_attr(PID_ATTR, pid)
                 trial.set_user_attr(HOST_ATTR, socket.gethostname())
+                trial.set_user_attr(THREADS_ATTR, _blas_threads())
                 if interrupts.pending:
                     raise KeyboardInterrupt
                 interrupts.in_objective = True
@@ -379,6 +393,9 @@ def run_worker(
 
             callbacks = [] if quiet else [lambda study, trial: say(_trial_line(trial))]
             while not interrupts.pending:
+                if stop is not None and stop.is_set():
+                    interrupts.pending = True
+                    break
                 if timeout is not None and time.monotonic() - started >= timeout:
                     break
                 with lock:
@@ -403,12 +420,22 @@ def run_worker(
     finally:
         lock.close()
     done = len(finished_trials(storage.get_all_trials(study_id, deepcopy=False)))
+    storage.remove_session()
+    storage.engine.dispose()
     say(
-        f"worker {pid}: ran {ran} trials"
+        f"worker {pid}: ran {ran} trial{'' if ran == 1 else 's'}"
         + (" (interrupted)" if interrupted else "")
         + f"; study {study_name!r} has {done} finished trials"
     )
     return WorkerReport(ran, interrupted, done)
+
+
+def _blas_threads() -> int | None:
+    """The BLAS thread count in effect in this process (None: no BLAS found)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else None
 
 
 # ------------------------------------------------------- several local workers
@@ -425,17 +452,25 @@ def threads_per_worker(workers: int) -> int:
     return max(1, cpu_count() // workers)
 
 
-def _child(spec: dict[str, Any]) -> None:
-    """Entry point of a worker process started by :func:`run_workers`."""
+def _child(spec: dict[str, Any], stop: Any) -> None:
+    """Entry point of a worker process started by :func:`run_workers`.
+
+    The process starts with SIGINT ignored (see :func:`run_workers`); from here on a
+    Ctrl-C is remembered, and honoured once the worker is ready. ``stop`` is the
+    parent's event for the same request.
+    """
+    signal.signal(signal.SIGINT, _early_interrupt)
     from optuna_dl.tuning.config import ConfigError
     from optuna_dl.tuning.storage import StorageError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        report = run_worker(**spec)
+        report = run_worker(**spec, stop=stop)
     except (WorkerError, StorageError, ConfigError) as error:
         print(f"optuna-dl worker: error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C at an odd moment
+        sys.exit(130)
     sys.exit(130 if report.interrupted else 0)
 
 
@@ -452,6 +487,7 @@ def run_workers(config: Any, workers: int, *, quiet: bool = False) -> int:
     # from this process. The storage URL travels through a pipe, not the command line.
     context = multiprocessing.get_context("spawn")
     threads = threads_per_worker(workers)
+    stop = context.Event()
     processes = [
         context.Process(
             target=_child,
@@ -465,14 +501,23 @@ def run_workers(config: Any, workers: int, *, quiet: bool = False) -> int:
                     "seed_offset": index << 20,
                     "quiet": quiet,
                 },
+                stop,
             ),
             name=f"optuna-dl-worker-{index}",
         )
         for index in range(workers)
     ]
     print(f"starting {workers} workers with {threads} BLAS thread(s) each", flush=True)
-    for process in processes:
-        process.start()
+    # Children start with SIGINT ignored, so a Ctrl-C while they import cannot kill them
+    # with a traceback; once ready they handle it, and ``stop`` tells them either way.
+    ignore = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if ignore else None
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        if ignore:
+            signal.signal(signal.SIGINT, previous)
     interrupted = False
     while any(p.is_alive() for p in processes):
         try:
@@ -480,6 +525,7 @@ def run_workers(config: Any, workers: int, *, quiet: bool = False) -> int:
                 process.join()
         except KeyboardInterrupt:
             interrupted = True
+            stop.set()
             for process in processes:  # a terminal's Ctrl-C reached them already
                 if process.is_alive() and process.pid is not None:
                     with contextlib.suppress(ProcessLookupError):

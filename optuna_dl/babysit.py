@@ -1,0 +1,439 @@
+"""Pandas: babysit one model, epoch by epoch (``optuna-dl babysit``).
+
+One network is trained on the study's data, one epoch at a time. After every epoch
+its validation score and training loss are printed with a sparkline of the curve so
+far, and a checkpoint is written (``DeepNetClassifier.save``: weights, batch-norm
+statistics, optimizer state, epoch count and random-generator state). A checkpoint
+can be resumed with changed hyperparameters, e.g. a lower learning rate after a
+plateau; with unchanged ones the continued run is bit-identical to one that was never
+interrupted.
+
+Which parameters can change on resume:
+
+- read every epoch, take effect at once: ``learning_rate``, ``learning_rate_decay``,
+  ``decay_schedule``, ``batch_size``, ``l2``;
+- baked into the optimizer: ``beta``, ``beta1``, ``beta2``, ``epsilon`` rebuild it with
+  the new coefficients and carry its moments and step count over; a new ``optimizer``
+  starts with a fresh state;
+- baked into the network (``n_layers``, ``n_units``, ``activation``, ``batch_norm``,
+  ``dropout``, ``dtype``): refused, they need a new run.
+
+The data are the study's training part, split once into training and validation rows
+with the study's ``seed`` and ``search.validation_fraction`` (the hold-out an
+``optuna-dl run`` trial uses without CV), so a resumed run sees the same rows. The
+features are standardized with statistics of the training rows; checkpoints hold the
+classifier only, which takes standardized features.
+
+Every babysat run is recorded in the study as one trial (user attribute
+``mode = "babysit"``) with its validation score reported at every epoch (the step is
+the epoch number counted from the first epoch of the network), its parameters, and
+its value (the best epoch's score), so a report shows it next to the searched trials.
+Babysat trials do not count toward the study's ``n_trials``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from optuna_dl.estimator import _PARAMETER_RULES, DeepNetClassifier, DivergenceWarning
+from optuna_dl.tuning.config import StudyConfig, config_to_dict
+from optuna_dl.tuning.storage import open_storage
+from optuna_dl.tuning.workers import BABYSIT, CONFIG_ATTR, MODE_ATTR, _Interrupts
+
+#: Set by babysit itself, or meaningless when training one epoch at a time.
+NOT_SETTABLE = {
+    "random_state": "the study's seed sets it",
+    "warm_start": "babysit always continues",
+    "max_epochs": "use --epochs",
+    "early_stopping": "babysit validates every epoch itself",
+    "validation_fraction": "the study's search.validation_fraction sets the split",
+    "n_iter_no_change": "you decide when to stop",
+    "tol": "you decide when to stop",
+    "verbose": "babysit prints every epoch",
+}
+SETTABLE = tuple(name for name in _PARAMETER_RULES if name not in NOT_SETTABLE)
+ARCHITECTURE = ("n_layers", "n_units", "activation", "batch_norm", "dropout", "dtype")
+OPTIMIZER_DEFINING = ("optimizer", "beta", "beta1", "beta2", "epsilon")
+_CHECKPOINT = re.compile(r"^trial-(\d+)-epoch-(\d+)\.npz$")
+_TICKS = "▁▂▃▄▅▆▇█"
+
+
+class BabysitError(ValueError):
+    """A babysit request that cannot be carried out; ``str(error)`` is one line."""
+
+
+# -------------------------------------------------------------------- --set
+def _parse_value(text: str) -> Any:
+    stripped = text.strip()
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    for convert in (int, float):
+        try:
+            return convert(stripped)
+        except ValueError:
+            pass
+    return stripped
+
+
+def parse_settings(items: Sequence[str]) -> dict[str, Any]:
+    """``["learning_rate=0.01", ...]`` -> validated estimator parameters.
+
+    >>> parse_settings(["learning_rate=1e-2", "optimizer=momentum", "batch_norm=false"])
+    {'learning_rate': 0.01, 'optimizer': 'momentum', 'batch_norm': False}
+
+    Raises
+    ------
+    BabysitError
+        A malformed item, an unknown or unsettable parameter, a bad value, or the same
+        parameter twice.
+    """
+    settings: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise BabysitError(f"--set {item!r}: expected NAME=VALUE, e.g. learning_rate=0.01.")
+        if name in NOT_SETTABLE:
+            raise BabysitError(f"--set {item}: {name!r} cannot be set ({NOT_SETTABLE[name]}).")
+        if name not in _PARAMETER_RULES:
+            raise BabysitError(
+                f"--set {item}: unknown parameter {name!r}; settable: {', '.join(SETTABLE)}."
+            )
+        if name in settings:
+            raise BabysitError(f"--set {item}: {name!r} is set twice.")
+        value = _parse_value(text)
+        rule = _PARAMETER_RULES[name]
+        if getattr(rule, "kind", None) == "float" and isinstance(value, int):
+            value = float(value)
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not (finite and rule.accepts(value)):
+            raise BabysitError(f"--set {item}: {name} must be {rule.describe()}; got {text!r}.")
+        settings[name] = value
+    return settings
+
+
+# --------------------------------------------------------------- the model
+def _split(config: StudyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
+    """Standardized training and validation rows (deterministic: the study's seed)."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, _, y, _ = config.load_data()
+    train, val = train_test_split(
+        np.arange(len(y)),
+        test_size=config.validation_fraction,
+        stratify=y,
+        random_state=config.seed,
+    )
+    train, val = np.sort(train), np.sort(val)
+    scaler = StandardScaler().fit(X[train])
+    return scaler.transform(X[train]), y[train], scaler.transform(X[val]), y[val], np.unique(y)
+
+
+def _resume(path: Path, settings: dict[str, Any], n_features: int, classes: np.ndarray):
+    """Load a checkpoint and apply ``settings``; returns the model and what was done."""
+    try:
+        model = DeepNetClassifier.load(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise BabysitError(str(error).strip().splitlines()[0]) from None
+    if model.n_features_in_ != n_features or not np.array_equal(
+        np.asarray(model.classes_, dtype=object), np.asarray(classes, dtype=object)
+    ):
+        raise BabysitError(
+            f"{path} was trained on {model.n_features_in_} features and classes "
+            f"{list(model.classes_)!r}; this study's data have {n_features} features and "
+            f"classes {list(classes)!r}."
+        )
+    current = model.get_params()
+    changes = {k: v for k, v in settings.items() if current[k] != v}
+    frozen = [k for k in changes if k in ARCHITECTURE]
+    if frozen:
+        name = frozen[0]
+        raise BabysitError(
+            f"cannot change {name} when resuming: it is built into the trained network "
+            f"({name}={current[name]!r} in {path}); start a new run without --resume."
+        )
+    notes = []
+    if changes:
+        old = model.optimizer_
+        model.set_params(**changes)
+        if any(k in OPTIMIZER_DEFINING for k in changes):
+            new = model._make_optimizer()
+            if type(new) is type(old):
+                if old.state():
+                    new.load_state(old.t, old.state())
+                else:
+                    new.t = old.t
+                notes.append(
+                    f"optimizer {model.optimizer!r} rebuilt with the new coefficients; its "
+                    "moments and step count carried over"
+                )
+            else:
+                notes.append(
+                    f"optimizer changed from {current['optimizer']!r} to {model.optimizer!r}; "
+                    "its state starts from zero"
+                )
+            model.optimizer_ = new
+    return model, changes, notes
+
+
+# ----------------------------------------------------------------- the study
+def _sampled_params(config: StudyConfig, params: dict[str, Any]):
+    """The parameters the study's space searches, as the sampler would have drawn them,
+    with their distributions; values outside the space are left out (they stay in the
+    ``estimator_params`` user attribute)."""
+    chosen: dict[str, Any] = {}
+    for d in config.space.active:
+        if d.applies(chosen):
+            chosen[d.name] = params[d.name]
+    sampled, distributions = {}, {}
+    for name, value in chosen.items():
+        d = config.space[name]
+        dist = d.distribution()
+        try:
+            drawn = d.from_estimator(value)
+            back = d.to_estimator(drawn)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        same = back == value if isinstance(back, (str, bool)) else math.isclose(back, value)
+        if isinstance(dist, CategoricalDistribution):
+            inside = drawn in dist.choices
+        else:
+            inside = dist.low <= drawn <= dist.high
+        if same and inside:
+            sampled[d.sampled_name], distributions[d.sampled_name] = drawn, dist
+    return chosen, sampled, distributions
+
+
+def _open_study(config: StudyConfig, storage: Any) -> tuple[optuna.Study, int]:
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        direction=config.direction,
+        sampler=config.make_sampler(),
+        pruner=config.make_pruner(),
+        load_if_exists=True,
+    )
+    if CONFIG_ATTR not in study.user_attrs:
+        study.set_user_attr(CONFIG_ATTR, config_to_dict(config))
+    return study, storage.get_study_id_from_name(config.name)
+
+
+def _parent(study: optuna.Study, path: Path, epoch: int) -> optuna.trial.FrozenTrial | None:
+    """The babysat trial that wrote checkpoint ``path`` (by its name and directory)."""
+    match = _CHECKPOINT.match(path.name)
+    if not match or int(match.group(2)) != epoch:
+        return None
+    number = int(match.group(1))
+    for trial in study.get_trials(deepcopy=False):
+        if (
+            trial.number == number
+            and trial.user_attrs.get(MODE_ATTR) == BABYSIT
+            and trial.user_attrs.get("checkpoint_dir") == str(path.resolve().parent)
+        ):
+            return trial
+    return None
+
+
+# ------------------------------------------------------------------ display
+def sparkline(values: Sequence[float], width: int = 40) -> str:
+    """The last ``width`` values as block characters, scaled from their min to max.
+
+    >>> sparkline([0.5, 0.75, 1.0])
+    '▁▅█'
+    """
+    values = list(values)[-width:]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high - low < 1e-12:
+        return _TICKS[3] * len(values)
+    return "".join(_TICKS[round((v - low) / (high - low) * (len(_TICKS) - 1))] for v in values)
+
+
+def _save(model: DeepNetClassifier, path: Path) -> None:
+    """Write atomically: a checkpoint is either the old file or the complete new one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+# --------------------------------------------------------------------- main
+def babysit(
+    config: StudyConfig,
+    *,
+    settings: dict[str, Any] | None = None,
+    resume: str | Path | None = None,
+    epochs: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    out: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train one model of ``config``'s study epoch by epoch; see the module docstring.
+
+    Returns a summary: ``trial`` (its number), ``value``, ``best_epoch``, ``epochs``
+    (the network's epoch count), ``checkpoint`` (the last one written) and
+    ``interrupted``.
+
+    Raises
+    ------
+    BabysitError, ConfigError, StorageError
+        One line each; raised before the study is touched.
+    """
+    from sklearn.metrics import get_scorer
+
+    settings = dict(settings or {})
+    epochs = config.max_epochs if epochs is None else epochs
+    if not 1 <= epochs <= 100_000:
+        raise BabysitError(f"--epochs must be between 1 and 100000; got {epochs}.")
+    X_train, y_train, X_val, y_val, classes = _split(config)
+    if resume is not None:
+        resume = Path(resume)
+        model, changes, notes = _resume(resume, settings, X_train.shape[1], classes)
+    else:
+        model = DeepNetClassifier(**{"random_state": config.seed, **config.estimator, **settings})
+        changes, notes = dict(settings), []
+    storage = open_storage(config.storage)  # fails here if the database cannot be reached
+    directory = Path(
+        checkpoint_dir
+        if checkpoint_dir is not None
+        else config.path.resolve().parent / f"{config.name}-babysit"
+    ).resolve()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BabysitError(f"cannot create {str(directory)!r}: {error.strerror}.") from None
+    scorer = get_scorer(config.scoring)
+    start_epoch = getattr(model, "n_iter_", 0)
+
+    # Everything is validated: from here on the study is written.
+    study, study_id = _open_study(config, storage)
+    params = model.get_params()
+    chosen, sampled, distributions = _sampled_params(config, params)
+    estimator_params = {**chosen, **{k: params[k] for k in changes}}
+    user_attrs: dict[str, Any] = {
+        MODE_ATTR: BABYSIT,
+        "estimator_params": estimator_params,
+        "changes": dict(changes),
+        "checkpoint_dir": str(directory),
+    }
+    parent = None
+    if resume is not None:
+        parent = _parent(study, resume, start_epoch)
+        user_attrs["resumed_from"] = str(resume.resolve())
+        user_attrs["resumed_at_epoch"] = start_epoch
+        if parent is not None:
+            user_attrs["parent_trial"] = parent.number
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params=sampled,
+        distributions=distributions,
+        user_attrs=user_attrs,
+    )
+    # Not study.ask(): that would dequeue a WAITING trial (a heartbeat retry) that
+    # belongs to the search; a new trial is created directly instead.
+    trial = optuna.Trial(study, storage.create_new_trial(study_id, template_trial=template))
+    history: list[float] = []
+    if parent is not None:
+        for step, value in sorted(parent.intermediate_values.items()):
+            if step <= start_epoch:
+                trial.report(value, step)
+                history.append(value)
+
+    name = config.scoring
+    out(
+        f"babysitting trial {trial.number} of study {config.name!r}: "
+        f"{len(y_train)} training and {len(y_val)} validation rows, {epochs} epochs"
+        + (f" from epoch {start_epoch} of {resume}" if resume is not None else "")
+    )
+    for key, value in changes.items():
+        out(f"  {key} = {value!r}")
+    for note in notes:
+        out(f"  note: {note}")
+    out(f"  checkpoints: {directory}{os.sep}trial-{trial.number}-epoch-NNNN.npz")
+
+    curve: list[float] = []
+    losses: list[float] = []
+    checkpoint: Path | None = None
+    diverged: str | None = None
+    interrupted = False
+    with _Interrupts() as interrupts:
+        try:
+            for _ in range(epochs):
+                if interrupts.pending:
+                    interrupted = True
+                    break
+                interrupts.in_objective = True
+                try:
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always", DivergenceWarning)
+                        model.partial_fit(X_train, y_train, classes=classes)
+                finally:
+                    interrupts.in_objective = False
+                found = [w for w in caught if issubclass(w.category, DivergenceWarning)]
+                if found:
+                    diverged = str(found[0].message)
+                    out(f"  diverged: {diverged}")
+                    break
+                score = float(scorer(model, X_val, y_val))
+                epoch = model.n_iter_
+                path = directory / f"trial-{trial.number}-epoch-{epoch:04d}.npz"
+                _save(model, path)
+                checkpoint = path
+                trial.report(score, epoch)
+                improved = not history or score > max(history)
+                curve.append(score)
+                history.append(score)
+                losses.append(float(model.loss_curve_[-1]))
+                out(
+                    f"epoch {epoch:4d}  loss {losses[-1]:.4f}  {name} {score:.4f}"
+                    f"{' *' if improved else '  '}  {sparkline(history)}"
+                )
+        except KeyboardInterrupt:
+            interrupted = True
+    best = int(np.argmax(curve)) if curve else None
+    trial.set_user_attr("learning_curve", curve)
+    trial.set_user_attr("loss_curve", losses)
+    trial.set_user_attr("first_epoch", start_epoch + 1)
+    trial.set_user_attr("epochs", start_epoch + len(curve))
+    if diverged:
+        trial.set_user_attr("diverged", diverged)
+    if best is not None:
+        trial.set_user_attr("best_epoch", start_epoch + best + 1)
+        study.tell(trial, curve[best])
+    else:
+        study.tell(trial, state=TrialState.PRUNED if diverged else TrialState.FAIL)
+    summary = {
+        "trial": trial.number,
+        "value": curve[best] if best is not None else None,
+        "best_epoch": start_epoch + best + 1 if best is not None else None,
+        "epochs": start_epoch + len(curve),
+        "checkpoint": checkpoint,
+        "interrupted": interrupted,
+    }
+    if best is not None:
+        out(
+            f"trial {trial.number}: best {name} {curve[best]:.4f} at epoch "
+            f"{summary['best_epoch']}; last checkpoint {checkpoint}"
+        )
+        out(
+            f"resume with: optuna-dl babysit {config.path} --resume {checkpoint} "
+            "[--set learning_rate=...]"
+        )
+    else:
+        out(f"trial {trial.number}: no epoch finished; nothing to resume.")
+    return summary
