@@ -47,9 +47,10 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from optuna_dl.estimator import _PARAMETER_RULES, DeepNetClassifier, DivergenceWarning
-from optuna_dl.tuning.config import StudyConfig, config_to_dict
+from optuna_dl.tuning.config import CONFIG_ATTR, StudyConfig, config_to_dict
+from optuna_dl.tuning.interrupts import InterruptGuard
 from optuna_dl.tuning.storage import open_storage
-from optuna_dl.tuning.workers import BABYSIT, CONFIG_ATTR, MODE_ATTR, _Interrupts
+from optuna_dl.tuning.workers import BABYSIT, MODE_ATTR
 
 #: Set by babysit itself, or meaningless when training one epoch at a time.
 NOT_SETTABLE = {
@@ -217,14 +218,7 @@ def _sampled_params(config: StudyConfig, params: dict[str, Any]):
 
 
 def _open_study(config: StudyConfig, storage: Any) -> tuple[optuna.Study, int]:
-    study = optuna.create_study(
-        study_name=config.name,
-        storage=storage,
-        direction=config.direction,
-        sampler=config.make_sampler(),
-        pruner=config.make_pruner(),
-        load_if_exists=True,
-    )
+    study = config.create_study(storage)
     if CONFIG_ATTR not in study.user_attrs:
         study.set_user_attr(CONFIG_ATTR, config_to_dict(config))
     return study, storage.get_study_id_from_name(config.name)
@@ -371,19 +365,17 @@ def babysit(
     checkpoint: Path | None = None
     diverged: str | None = None
     interrupted = False
-    with _Interrupts() as interrupts:
+    with InterruptGuard() as interrupts:
         try:
             for _ in range(epochs):
                 if interrupts.pending:
                     interrupted = True
                     break
-                interrupts.in_objective = True
-                try:
-                    with warnings.catch_warnings(record=True) as caught:
-                        warnings.simplefilter("always", DivergenceWarning)
-                        model.partial_fit(X_train, y_train, classes=classes)
-                finally:
-                    interrupts.in_objective = False
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", DivergenceWarning)
+                    interrupts.call(
+                        lambda _: model.partial_fit(X_train, y_train, classes=classes), trial
+                    )
                 found = [w for w in caught if issubclass(w.category, DivergenceWarning)]
                 if found:
                     diverged = str(found[0].message)

@@ -9,20 +9,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
-import signal
 import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import optuna
 from optuna.trial import TrialState
 
-from optuna_dl.tuning.config import ConfigError, StudyConfig, config_to_dict, load_config
+from optuna_dl.tuning.config import (
+    CONFIG_ATTR,
+    ConfigError,
+    StudyConfig,
+    config_to_dict,
+    load_config,
+)
+from optuna_dl.tuning.interrupts import InterruptGuard
 from optuna_dl.tuning.storage import StorageError, fail_stale_trials, open_storage, redact
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -109,19 +113,9 @@ def command_run(args: argparse.Namespace) -> int:
     objective = config.make_objective(X_train, y_train)
     storage = open_storage(config.storage)
     # The study file has been validated and the data read: from here on, storage is written.
-    study = optuna.create_study(
-        study_name=config.name,
-        storage=storage,
-        direction=config.direction,
-        sampler=config.make_sampler(),
-        pruner=config.make_pruner(),
-        load_if_exists=True,
-    )
-    study.set_user_attr("optuna_dl_config", config_to_dict(config))
+    study = config.create_study(storage)
+    study.set_user_attr(CONFIG_ATTR, config_to_dict(config))
     fail_stale_trials(study)
-    existing = len(study.get_trials(deepcopy=False))
-    if existing:  # a fresh sampler seeded as before would replay the first trials
-        study.sampler = config.make_sampler(resumed=existing)
     done = len(_finished(study))
     remaining = None if config.n_trials is None else max(config.n_trials - done, 0)
     print(
@@ -138,7 +132,7 @@ def command_run(args: argparse.Namespace) -> int:
         status = run_workers(config, workers, quiet=args.quiet)
         interrupted = status == 130
     elif remaining != 0:
-        guard = _InterruptGuard()
+        guard = InterruptGuard()
         callbacks = ([] if args.quiet else [_print_trial]) + [guard.after_trial]
         try:
             with guard:
@@ -158,76 +152,6 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"interrupted: storage is consistent; run 'optuna-dl run {config.path}' to resume.")
         return 130
     return status
-
-
-class _InterruptGuard:
-    """Ctrl-C that leaves no trial RUNNING in storage.
-
-    Inside the objective, Ctrl-C raises KeyboardInterrupt at once and Optuna records
-    the trial as failed. Between trials (while Optuna creates a trial, samples or
-    writes a result) it is held back until the trial reaches the objective or has been
-    recorded: an interrupt there would leave a RUNNING trial behind, which resuming
-    would not count and heartbeats would only fail after their grace period.
-
-    Optuna logs the interrupted trial's failure with a traceback; that record is
-    dropped (the command prints its own message).
-    """
-
-    def __init__(self) -> None:
-        self.pending = False
-        self.in_objective = False
-        self._previous: Any = None
-        self._installed = False
-        self._drop_next = ""
-
-    def __enter__(self) -> _InterruptGuard:
-        previous = signal.getsignal(signal.SIGINT)
-        # Only the main thread can set handlers; leave an ignored SIGINT ignored.
-        if threading.current_thread() is threading.main_thread() and previous not in (
-            signal.SIG_IGN,
-            None,
-        ):
-            self._previous = previous
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        logging.getLogger("optuna.study._optimize").addFilter(self._drop_interrupt_traceback)
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        logging.getLogger("optuna.study._optimize").removeFilter(self._drop_interrupt_traceback)
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
-
-    def _drop_interrupt_traceback(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
-            self._drop_next = record.getMessage().split(" failed ")[0] + " failed with value"
-            return False
-        if self._drop_next and record.getMessage().startswith(self._drop_next):
-            self._drop_next = ""
-            return False
-        return True
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.in_objective:
-            raise KeyboardInterrupt
-        self.pending = True
-
-    def wrap(self, objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
-        def guarded(trial: optuna.Trial) -> float:
-            if self.pending:
-                raise KeyboardInterrupt
-            self.in_objective = True
-            try:
-                return objective(trial)
-            finally:
-                self.in_objective = False
-
-        return guarded
-
-    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if self.pending:
-            raise KeyboardInterrupt
 
 
 def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -24,6 +24,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+#: User attribute holding the study definition, so workers need no study file.
+CONFIG_ATTR = "optuna_dl_config"
+
 SAMPLERS = ("TPESampler", "RandomSampler", "QMCSampler", "GridSampler", "CmaEsSampler")
 PRUNERS = (
     "MedianPruner",
@@ -104,6 +107,25 @@ class StudyConfig:
         if resumed and name in _RESEEDED_ON_RESUME and isinstance(args["seed"], int):
             args["seed"] = (args["seed"] + resumed) % 2**32
         return getattr(optuna.samplers, name)(**args)
+
+    def create_study(self, storage: Any) -> optuna.Study:
+        """Create this study in ``storage``, or load it if it exists.
+
+        A loaded study gets a sampler seeded past the trials it already holds: one
+        seeded as before would replay them.
+        """
+        study = optuna.create_study(
+            study_name=self.name,
+            storage=storage,
+            direction=self.direction,
+            sampler=self.make_sampler(),
+            pruner=self.make_pruner(),
+            load_if_exists=True,
+        )
+        existing = len(study.get_trials(deepcopy=False))
+        if existing:
+            study.sampler = self.make_sampler(resumed=existing)
+        return study
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         """A new pruner instance as configured."""

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import signal
 import socket
@@ -51,9 +50,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_dl.tuning.config import CONFIG_ATTR
+from optuna_dl.tuning.interrupts import InterruptGuard
 from optuna_dl.tuning.storage import fail_stale_trials, open_storage, redact
 
-CONFIG_ATTR = "optuna_dl_config"
 MODE_ATTR = "mode"
 BABYSIT = "babysit"
 PID_ATTR = "worker_pid"
@@ -217,51 +217,6 @@ def _early_interrupt(signum: int, frame: Any) -> None:
     _EARLY_INTERRUPT.set()
 
 
-class _Interrupts:
-    """Ctrl-C in a worker: inside a trial it stops the trial at once (Optuna records it
-    as FAIL); anywhere else it lets the current step finish and stops before the next
-    trial, so no trial is left RUNNING. Later signals only confirm the stop."""
-
-    def __init__(self) -> None:
-        self.pending = False
-        self.in_objective = False
-        self._previous: Any = None
-        self._installed = False
-
-    def __enter__(self) -> _Interrupts:
-        self.pending = self.pending or _EARLY_INTERRUPT.is_set()
-        previous = signal.getsignal(signal.SIGINT)
-        if threading.current_thread() is threading.main_thread() and previous not in (
-            signal.SIG_IGN,
-            None,
-        ):
-            self._previous = previous
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        logging.getLogger("optuna.study._optimize").addFilter(self._quiet)
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        logging.getLogger("optuna.study._optimize").removeFilter(self._quiet)
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        first = not self.pending
-        self.pending = True
-        if first and self.in_objective:
-            self.in_objective = False
-            raise KeyboardInterrupt
-
-    def _quiet(self, record: logging.LogRecord) -> bool:
-        """Drop Optuna's traceback of the trial Ctrl-C stopped (the worker says so)."""
-        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
-            return False
-        message = record.getMessage()
-        return not (self.pending and message.startswith("Trial ") and " failed " in message)
-
-
 # ---------------------------------------------------------------------- worker
 @dataclass
 class WorkerReport:
@@ -376,20 +331,15 @@ def run_worker(
     started = time.monotonic()
     limits = threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
     try:
-        with _Interrupts() as interrupts, limits:
+        with InterruptGuard() as interrupts, limits:
+            interrupts.pending = _EARLY_INTERRUPT.is_set()
 
             def objective_in_worker(trial: optuna.Trial) -> float:
                 lock.release()  # the trial exists: other workers may decide now
                 trial.set_user_attr(PID_ATTR, pid)
                 trial.set_user_attr(HOST_ATTR, socket.gethostname())
                 trial.set_user_attr(THREADS_ATTR, _blas_threads())
-                if interrupts.pending:
-                    raise KeyboardInterrupt
-                interrupts.in_objective = True
-                try:
-                    return objective(trial)
-                finally:
-                    interrupts.in_objective = False
+                return interrupts.call(objective, trial)
 
             callbacks = [] if quiet else [lambda study, trial: say(_trial_line(trial))]
             while not interrupts.pending:

@@ -17,14 +17,6 @@ from optuna_dl.tuning.objective import Objective
 from optuna_dl.tuning.space import Dimension, SearchSpace
 
 
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(verbosity)
-
-
 @pytest.fixture(scope="module")
 def data():
     return make_classification(

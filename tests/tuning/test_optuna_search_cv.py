@@ -23,14 +23,6 @@ MAX_ITER = 5
 N_TRIALS = 6
 
 
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(verbosity)
-
-
 @pytest.fixture(scope="module")
 def data():
     X, y = make_classification(

@@ -20,14 +20,6 @@ MAX_EPOCHS = 10
 PRUNED = re.compile(r"pruned at epoch (\d+)")
 
 
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(verbosity)
-
-
 @pytest.fixture(scope="module")
 def data():
     # Noisy labels: the validation accuracy stays far below 1 and wobbles.

@@ -24,14 +24,6 @@ from optuna_dl.tuning import Dimension, SearchSpace
 FAST_SPACE = SearchSpace.default(max_tier=1).override("learning_rate", low=0.01, high=0.1)
 
 
-@pytest.fixture(autouse=True)
-def _quiet_optuna():
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(verbosity)
-
-
 @pytest.fixture(scope="module")
 def iris():
     X, y = load_iris(return_X_y=True)

@@ -18,14 +18,6 @@ from optuna_dl.tuning.space import Dimension, SearchSpace
 N_DRAWS = 2000
 
 
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(verbosity)
-
-
 def draw(space: SearchSpace, n: int = N_DRAWS, seed: int = 0) -> list[optuna.Trial]:
     """Ask ``n`` trials of a RandomSampler study and sample ``space`` in each."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))

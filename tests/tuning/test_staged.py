@@ -31,14 +31,6 @@ OPTIMUM = {
 }
 
 
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(verbosity)
-
-
 def distance(params: dict) -> float:
     """Squared distance to OPTIMUM, each coordinate in its natural scale."""
     d = (math.log10(params["learning_rate"]) - math.log10(OPTIMUM["learning_rate"])) ** 2

@@ -1,0 +1,84 @@
+"""Ctrl-C during a study that leaves no trial RUNNING in storage."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+_OPTIMIZE_LOGGER = "optuna.study._optimize"
+
+
+class InterruptGuard:
+    """Inside the objective, Ctrl-C raises KeyboardInterrupt at once and Optuna records
+    the trial as failed. Anywhere else (while Optuna creates a trial, samples or writes
+    a result) it is held back as ``pending`` until the trial reaches the objective or
+    has been recorded: an interrupt there would leave a RUNNING trial behind, which
+    resuming would not count and heartbeats would only fail after their grace period.
+    Later signals only confirm the stop.
+
+    Optuna's log of the interrupted trial (a traceback) is dropped: the command says
+    what happened in its own words.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.in_objective = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> InterruptGuard:
+        previous = signal.getsignal(signal.SIGINT)
+        # Only the main thread can set handlers; leave an ignored SIGINT ignored.
+        if threading.current_thread() is threading.main_thread() and previous not in (
+            signal.SIG_IGN,
+            None,
+        ):
+            self._previous = previous
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        logging.getLogger(_OPTIMIZE_LOGGER).addFilter(self._quiet)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        logging.getLogger(_OPTIMIZE_LOGGER).removeFilter(self._quiet)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        first = not self.pending
+        self.pending = True
+        if first and self.in_objective:
+            self.in_objective = False
+            raise KeyboardInterrupt
+
+    def _quiet(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
+            return False
+        message = record.getMessage()
+        return not (self.pending and message.startswith("Trial ") and " failed " in message)
+
+    def call(self, objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> float:
+        """Run ``objective(trial)`` with Ctrl-C delivered at once (or raised before it
+        starts, if one is pending)."""
+        if self.pending:
+            raise KeyboardInterrupt
+        self.in_objective = True
+        try:
+            return objective(trial)
+        finally:
+            self.in_objective = False
+
+    def wrap(self, objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+        """``objective`` run through :meth:`call`, for ``study.optimize``."""
+        return lambda trial: self.call(objective, trial)
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """``study.optimize`` callback: stop once the finished trial is recorded."""
+        if self.pending:
+            raise KeyboardInterrupt
