@@ -467,8 +467,18 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 self._stop_diverged(seen, states, learning_rate, epoch=self.n_iter_)
 
     def _finite_outputs(self, arrays: list[np.ndarray]) -> bool:
-        with np.errstate(all="ignore"):
-            return all(np.isfinite(self.network_.forward(a, training=False)).all() for a in arrays)
+        """Whether inference on every row of ``arrays`` gives finite logits. A bound
+        computed from the weights settles it without a forward pass unless the weights
+        have grown near overflow."""
+        limit = 1e-8 * float(np.finfo(self.network_.dtype).max)
+        for a in arrays:
+            column_bound = np.maximum(a.max(axis=0), -a.min(axis=0))
+            if self.network_.output_bound(column_bound) < limit:
+                continue
+            with np.errstate(all="ignore"):
+                if not np.isfinite(self.network_.forward(a, training=False)).all():
+                    return False
+        return True
 
     def _stop_diverged(
         self,

@@ -30,6 +30,11 @@ class Layer:
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
+    def bound(self, v: np.ndarray) -> np.ndarray:
+        """Given ``v[j] >= |x[:, j]|`` for the input, a float64 vector bounding
+        ``|out[:, i]|`` at inference. Dropout is the identity there."""
+        return v
+
     def bind(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """Make the layer use ``params``/``grads`` (e.g. views into one flat buffer)
         instead of its own arrays; values of ``params`` are taken as they are."""
@@ -98,6 +103,12 @@ class Dense(Layer):
             np.sum(dout, axis=0, out=self.db)
         self._x = None
         return dout @ self.W.T if self.input_grad else None
+
+    def bound(self, v: np.ndarray) -> np.ndarray:
+        out = v @ np.abs(self.W.astype(np.float64))
+        if self.b is not None:
+            out += np.abs(self.b)
+        return out
 
 
 class BatchNorm(Layer):
@@ -168,6 +179,11 @@ class BatchNorm(Layer):
         self._z_norm = self._inv_std = None
         return dz
 
+    def bound(self, v: np.ndarray) -> np.ndarray:
+        scale = self.gamma.astype(np.float64) / np.sqrt(self.running_var + self.eps)
+        shift = self.beta - self.running_mean * scale
+        return v * np.abs(scale) + np.abs(shift)
+
 
 class Activation(Layer):
     """A hidden-layer nonlinearity from the ``ACTIVATIONS`` table."""
@@ -186,6 +202,10 @@ class Activation(Layer):
         da = DERIVATIVES[self.name](self._a, dout)
         self._a = None
         return da
+
+    def bound(self, v: np.ndarray) -> np.ndarray:
+        # relu, leaky_relu and tanh shrink |z|; sigmoid stays below 1.
+        return np.maximum(v, 1.0)
 
 
 class Dropout(Layer):

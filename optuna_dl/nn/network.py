@@ -149,6 +149,19 @@ class Network:
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
 
+    def output_bound(self, input_bound: np.ndarray) -> float:
+        """An upper bound of every value computed at inference (hidden layers and
+        logits) for any input whose column ``j`` stays within ``+-input_bound[j]``:
+        when it is far below the dtype's largest value, inference cannot overflow and
+        needs no trial run to prove it."""
+        v = np.asarray(input_bound, dtype=np.float64)
+        top = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for layer in self.layers:
+                v = layer.bound(v)
+                top = max(top, float(np.max(v, initial=0.0)))
+        return top if np.isfinite(top) else np.inf
+
     def state_arrays(self) -> list[np.ndarray]:
         """Every array that defines the trained model: ``params + buffers``."""
         return self.params + self.buffers

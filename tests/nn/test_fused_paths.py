@@ -6,8 +6,10 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
 from optuna_dl.estimator import SINGLE_THREAD_FLOPS, _blas_threads
+from optuna_dl.nn.activations import ACTIVATIONS
 from optuna_dl.nn.layers import BatchNorm
 from optuna_dl.nn.network import Network
 
@@ -105,3 +107,35 @@ def test_a_small_last_batch_is_merged_into_the_one_before():
     bounds = _batch_bounds(1000, 128)
     assert bounds[0] == (0, 128) and bounds[-1][1] == 1000
     assert all(a == b for (_, a), (b, _) in zip(bounds, bounds[1:]))
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_output_bound_bounds_every_inference_value(activation, batch_norm):
+    rng = np.random.default_rng(3)
+    network = Network(
+        5,
+        4,
+        [7, 6],
+        activation=activation,
+        batch_norm=batch_norm,
+        dropout=0.2,
+        rng=rng,
+        dtype=np.dtype(np.float64),
+    )
+    for layer in network.layers:  # move the batch-norm statistics off their defaults
+        for buffer in layer.buffers:
+            buffer[...] = rng.uniform(0.1, 3.0, buffer.shape)
+    X = rng.normal(0, 10, (200, 5))
+    bound = network.output_bound(np.abs(X).max(axis=0))
+    values = X
+    for layer in network.layers:
+        values = layer.forward(values.copy(), training=False)
+        assert np.abs(values).max() <= bound
+    assert bound < 1e6  # and it is not vacuous
+
+
+def test_huge_weights_give_an_infinite_or_huge_bound():
+    network = make_network()
+    network.dense[0].W[...] = 1e30
+    assert network.output_bound(np.full(6, 1e10)) > 1e38
