@@ -94,6 +94,20 @@ def current_rss_mb() -> float:
 
 
 # ------------------------------------------------------------------- children
+def measure_estimator(model, data):
+    """Fit and predict a scikit-learn-style classifier: seconds, accuracy, peak MB."""
+    start = time.perf_counter()
+    model.fit(data["X_train"], data["y_train"])
+    fit_seconds = time.perf_counter() - start
+    fit_peak = peak_rss_mb()
+    accuracy = model.score(data["X_test"], data["y_test"])
+    rows = np.resize(data["X_test"], (PREDICT_ROWS, data["X_test"].shape[1]))
+    start = time.perf_counter()
+    model.predict_proba(rows)
+    predict_seconds = time.perf_counter() - start
+    return fit_seconds, accuracy, predict_seconds, fit_peak
+
+
 def run_optuna_dl(data, epochs, threads):
     from threadpoolctl import threadpool_limits
 
@@ -109,16 +123,7 @@ def run_optuna_dl(data, epochs, threads):
         random_state=0,
     )
     with threadpool_limits(threads):
-        start = time.perf_counter()
-        model.fit(data["X_train"], data["y_train"])
-        fit_seconds = time.perf_counter() - start
-        fit_peak = peak_rss_mb()
-        accuracy = model.score(data["X_test"], data["y_test"])
-        rows = np.resize(data["X_test"], (PREDICT_ROWS, data["X_test"].shape[1]))
-        start = time.perf_counter()
-        model.predict_proba(rows)
-        predict_seconds = time.perf_counter() - start
-    return fit_seconds, accuracy, predict_seconds, fit_peak
+        return measure_estimator(model, data)
 
 
 def run_sklearn(data, epochs, threads):
@@ -140,16 +145,7 @@ def run_sklearn(data, epochs, threads):
     )
     with threadpool_limits(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        start = time.perf_counter()
-        model.fit(data["X_train"], data["y_train"])
-        fit_seconds = time.perf_counter() - start
-        fit_peak = peak_rss_mb()
-        accuracy = model.score(data["X_test"], data["y_test"])
-        rows = np.resize(data["X_test"], (PREDICT_ROWS, data["X_test"].shape[1]))
-        start = time.perf_counter()
-        model.predict_proba(rows)
-        predict_seconds = time.perf_counter() - start
-    return fit_seconds, accuracy, predict_seconds, fit_peak
+        return measure_estimator(model, data)
 
 
 def run_pytorch(data, epochs, threads):
