@@ -22,15 +22,33 @@ def glorot_uniform(
     return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(dtype)
 
 
+def fan_in_uniform(
+    fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype
+) -> np.ndarray:
+    """Uniform on ``+-1 / sqrt(fan_in)``, PyTorch's default for ``nn.Linear``.
+
+    In front of batch norm the weight scale does not change the layer's output, but it
+    does set the effective learning rate: the gradient scales with ``1 / |W|`` and an
+    adaptive optimizer's step does not, so smaller weights learn faster. He-normal
+    weights are ``sqrt(6)`` times larger and train noticeably slower there.
+    """
+    limit = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(dtype)
+
+
 INITIALIZERS: dict[str, Callable[..., np.ndarray]] = {
     "he_normal": he_normal,
     "glorot_uniform": glorot_uniform,
+    "fan_in_uniform": fan_in_uniform,
 }
 
-# The initializer that keeps each activation's signal variance stable.
+# Without batch norm: the initializer that keeps each activation's signal variance
+# stable. With batch norm every layer uses ``BATCH_NORM_INITIALIZER``.
 INITIALIZER_FOR_ACTIVATION: dict[str, str] = {
     "relu": "he_normal",
     "leaky_relu": "he_normal",
     "tanh": "glorot_uniform",
     "sigmoid": "glorot_uniform",
 }
+
+BATCH_NORM_INITIALIZER = "fan_in_uniform"

@@ -139,3 +139,45 @@ def test_huge_weights_give_an_infinite_or_huge_bound():
     network = make_network()
     network.dense[0].W[...] = 1e30
     assert network.output_bound(np.full(6, 1e10)) > 1e38
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_norm", [True, False])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_folded_inference_matches_the_layer_by_layer_forward_pass(
+    activation, batch_norm, dtype, monkeypatch
+):
+    import optuna_dl.nn.network as network_module
+
+    # Blocks of 64 rows: 150 rows cover full blocks and a partial last one.
+    monkeypatch.setattr(network_module, "INFERENCE_BLOCK_BYTES", 64 * 9 * np.dtype(dtype).itemsize)
+    rng = np.random.default_rng(1)
+    network = Network(
+        6, 4, [9, 7], activation=activation, batch_norm=batch_norm, dropout=0.3, rng=rng,
+        dtype=dtype,
+    )
+    for _ in range(3):  # moving statistics away from their initial 0 and 1
+        network.forward(rng.normal(2.0, 3.0, (32, 6)).astype(dtype), training=True)
+    for layer in network.layers:
+        if isinstance(layer, BatchNorm):
+            layer.gamma[...] = rng.uniform(-2.0, 2.0, layer.gamma.shape)
+            layer.beta[...] = rng.uniform(-1.0, 1.0, layer.beta.shape)
+    X = rng.normal(2.0, 3.0, (150, 6)).astype(dtype)
+    expected = network.forward(X.copy(), training=False)
+    got = network.infer(X)
+    assert got.dtype == dtype and got.shape == (150, 4)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_folded_inference_leaves_parameters_and_input_alone():
+    rng = np.random.default_rng(2)
+    network = Network(5, 3, [8], rng=rng)
+    network.forward(rng.standard_normal((16, 5)).astype(np.float32), training=True)
+    state = [a.copy() for a in network.state_arrays()]
+    X = rng.standard_normal((40, 5)).astype(np.float32)
+    X_before = X.copy()
+    network.infer(X)
+    np.testing.assert_array_equal(X, X_before)
+    for before, after in zip(state, network.state_arrays()):
+        np.testing.assert_array_equal(before, after)
