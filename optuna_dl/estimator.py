@@ -476,7 +476,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             if self.network_.output_bound(column_bound) < limit:
                 continue
             with np.errstate(all="ignore"):
-                if not np.isfinite(self.network_.forward(a, training=False)).all():
+                if not np.isfinite(self.network_.infer(a)).all():
                     return False
         return True
 
@@ -525,10 +525,10 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "network_")
         X = validate_data(self, X, reset=False, dtype=self.network_.dtype, order="C")
-        return self.network_.forward(X, training=False)
+        return self.network_.infer(X)
 
     def _predict_index(self, X: np.ndarray) -> np.ndarray:
-        return np.argmax(self.network_.forward(X, training=False), axis=1)
+        return np.argmax(self.network_.infer(X), axis=1)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log class probabilities.

@@ -135,27 +135,28 @@ class BatchNorm(Layer):
         self.buffers = [self.running_mean, self.running_var]
         self.momentum = float(momentum)
         self.eps = float(eps)
-        self._z_norm: np.ndarray | None = None
+        self._centered: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
     def forward(self, z: np.ndarray, training: bool) -> np.ndarray:
         if training:
             m = z.shape[0]
             mean = z.mean(axis=0)
-            z = z - mean
-            var = np.einsum("ij,ij->j", z, z)
+            centered = z - mean
+            var = np.einsum("ij,ij->j", centered, centered)
             var *= 1.0 / m
             inv_std = var + self.eps
             np.sqrt(inv_std, out=inv_std)
             np.reciprocal(inv_std, out=inv_std)
-            z *= inv_std
-            self._z_norm, self._inv_std = z, inv_std
+            # Backward needs z_norm = centered * inv_std; keeping the two factors
+            # instead saves a pass over the batch here.
+            self._centered, self._inv_std = centered, inv_std
             keep = self.momentum
             self.running_mean *= keep
             self.running_mean += (1.0 - keep) * mean
             self.running_var *= keep
             self.running_var += (1.0 - keep) * var
-            out = z * self.gamma
+            out = centered * (self.gamma * inv_std)
             out += self.beta
             return out
         scale = self.gamma / np.sqrt(self.running_var + self.eps)
@@ -165,18 +166,20 @@ class BatchNorm(Layer):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """``dz = gamma * inv_std / m * (m * dout - sum(dout) - z_norm * sum(dout * z_norm))``,
-        written into the cached ``z_norm`` (no longer needed), so nothing is allocated."""
-        z_norm, inv_std = self._z_norm, self._inv_std
+        """``dz = gamma * inv_std / m * (m * dout - sum(dout) - z_norm * sum(dout * z_norm))``
+        with ``z_norm = centered * inv_std``, written into the cached ``centered`` (no
+        longer needed), so nothing of the batch's size is allocated."""
+        centered, inv_std = self._centered, self._inv_std
         m = dout.shape[0]
         np.sum(dout, axis=0, out=self.dbeta)
-        np.einsum("ij,ij->j", dout, z_norm, out=self.dgamma)
-        dz = z_norm
-        dz *= self.dgamma * (1.0 / m)
+        np.einsum("ij,ij->j", dout, centered, out=self.dgamma)
+        self.dgamma *= inv_std
+        dz = centered
+        dz *= self.dgamma * inv_std * (1.0 / m)
         dz += self.dbeta * (1.0 / m)
         np.subtract(dout, dz, out=dz)
         dz *= self.gamma * inv_std
-        self._z_norm = self._inv_std = None
+        self._centered = self._inv_std = None
         return dz
 
     def bound(self, v: np.ndarray) -> np.ndarray:

@@ -582,6 +582,8 @@ def test_a_model_whose_outputs_overflow_refuses_to_give_probabilities():
     X = np.random.default_rng(0).normal(size=(20, 3))
     y = np.arange(20) % 2
     model = DeepNetClassifier(n_units=4, max_epochs=1, random_state=0).fit(X, y)
+    # Weights 1000 times what training left: inputs near float32 max overflow.
+    model.network_.dense[0].W[...] *= 1e3
     X_huge = np.full((2, 3), 3e38)
     with pytest.raises(ValueError, match="output is not finite for 2 of 2 samples"):
         model.predict_proba(X_huge)
