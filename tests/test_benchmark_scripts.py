@@ -1,0 +1,51 @@
+"""Smoke test of the benchmark scripts: each runs with ``--quick`` as a real process.
+
+The numbers of a quick run mean nothing; what is checked is that the script runs to
+the end and prints every row and its targets table.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+#: A quick run takes a few seconds on an idle machine; the margin is for a busy one.
+TIMEOUT = 180
+
+pytestmark = pytest.mark.slow
+
+
+def test_tuning_benchmark_quick_run() -> None:
+    pytest.importorskip("optuna_integration")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "tuning.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for row in (
+        "DeepNetSearchCV pruned",
+        "DeepNetSearchCV unpruned",
+        "RandomizedSearchCV(MLP)",
+        "OptunaSearchCV(MLP)",
+    ):
+        assert f"\n{row} " in out, row
+    targets = out[out.index("\nTargets\n") :]
+    for target in (
+        "pruned best CV within 0.5 points of unpruned",
+        "pruned epochs <= 40 % of unpruned",
+        "pruned held-out >= 0.98",
+        "... in <= 0.5x RandomizedSearchCV(MLP) wall",
+        "Optuna + storage overhead <= 5 % (SQLite)",
+    ):
+        line = next((x for x in targets.splitlines() if target in x), None)
+        assert line is not None, target
+        assert line.split()[-1] in ("yes", "no"), line
+    assert "learning curves reproduced" in out
