@@ -190,6 +190,8 @@ class Objective:
         losses: list[float] = []
         fold_curve: list[list[float]] = []
         stalled = 0
+        # Asking a NopPruner is a storage read per epoch that cannot change anything.
+        prunes = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
         try:
             for epoch in range(1, self.max_epochs + 1):
                 epoch_losses = [self._epoch(trial, m, Xt, yt) for m, Xt, yt, _, _ in folds]
@@ -200,7 +202,7 @@ class Objective:
                 fold_curve.append(fold_scores)
                 losses.append(float(np.mean(epoch_losses)))
                 trial.report(score, epoch)
-                if trial.should_prune():
+                if prunes and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
                 if self.patience is not None and stalled >= self.patience:
                     break
