@@ -7,6 +7,7 @@ before the study file has been fully validated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -27,7 +28,17 @@ from optuna_dl.tuning.config import (
     load_config,
 )
 from optuna_dl.tuning.interrupts import InterruptGuard
-from optuna_dl.tuning.storage import StorageError, fail_stale_trials, open_storage, redact
+from optuna_dl.tuning.storage import (
+    QuietStorageFailures,
+    StorageError,
+    fail_stale_trials,
+    guard_storage,
+    open_storage,
+    redact,
+    remove_sqlite_file,
+    sqlite_file,
+    storage_errors,
+)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -59,7 +70,8 @@ def _load_study(config: StudyConfig) -> optuna.Study:
     _require_storage(config.storage)
     storage = open_storage(config.storage)
     try:
-        return optuna.load_study(study_name=config.name, storage=storage)
+        with storage_errors(config.storage):
+            return optuna.load_study(study_name=config.name, storage=storage)
     except KeyError:
         raise CommandError(
             f"no study named {config.name!r} in {redact(config.storage)}; run "
@@ -74,19 +86,34 @@ def _require_storage(url: str) -> None:
             raise CommandError(f"storage file {str(file)!r} does not exist yet.")
 
 
-def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    # COMPLETE, PRUNED or FAIL, but not a stale failure a heartbeat retry replaced and
-    # not a babysat trial: see optuna_dl.tuning.workers.
-    from optuna_dl.tuning.workers import finished_trials
+def _search_best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best completed trial of the search, or None.
 
-    return finished_trials(study.get_trials(deepcopy=False))
+    Babysat trials are left out: their value is one hold-out split's score of a model
+    steered by hand, not the study's validation (often cross-validation), and their
+    model is already in their checkpoints.
+    """
+    from optuna_dl.tuning.workers import is_babysat
+
+    completed = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not is_babysat(t) and t.value is not None
+    ]
+    if not completed:
+        return None
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    return max(completed, key=lambda t: (sign * t.value, -t.number))
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    try:
-        return study.best_trial
-    except ValueError:
-        raise CommandError(f"study {study.study_name!r} has no completed trial yet.") from None
+    best = _search_best(study)
+    if best is None:
+        raise CommandError(
+            f"study {study.study_name!r} has no completed trial yet "
+            "(babysat trials are not counted: their models are in their checkpoints)."
+        )
+    return best
 
 
 def _describe_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -111,16 +138,87 @@ def command_run(args: argparse.Namespace) -> int:
     config = _config(args)
     X_train, _, y_train, _ = config.load_data()
     objective = config.make_objective(X_train, y_train)
+    file = sqlite_file(config.storage)
+    new_file = file is not None and not file.exists()
     storage = open_storage(config.storage)
     # The study file has been validated and the data read: from here on, storage is written.
-    study = config.create_study(storage)
-    study.set_user_attr(CONFIG_ATTR, config_to_dict(config))
+    created = resumable = False
+    try:
+        with storage_errors(config.storage), QuietStorageFailures(config.storage) as background:
+            stored = _stored_directions(storage, config.name)
+            if stored is not None and stored != [config.direction]:
+                raise CommandError(
+                    f"{config.path}: key 'direction': study {config.name!r} in "
+                    f"{redact(config.storage)} was created to {' and '.join(stored)}, not "
+                    f"to {config.direction}; change direction or the study's name."
+                )
+            study = config.create_study(storage)
+            created = stored is None
+            study.set_user_attr(CONFIG_ATTR, config_to_dict(config))
+            resumable = True
+            status = _run_study(study, config, objective, workers, args.quiet)
+        background.report()
+        return status
+    except StorageError as error:
+        if created:
+            _discard_if_empty(storage, config.name, file if new_file else None)
+        if not resumable:
+            raise
+        reason = str(error).rstrip(".")
+        raise StorageError(
+            f"{reason}. Finished trials are kept; run 'optuna-dl run {config.path}' again "
+            "once the storage works, to resume."
+        ) from None
+
+
+def _stored_directions(storage: Any, name: str) -> list[str] | None:
+    """The directions of study ``name`` in ``storage`` (None: there is no such study)."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    return [d.name.lower() for d in storage.get_study_directions(study_id)]
+
+
+def _discard_if_empty(storage: Any, name: str, new_file: Path | None) -> None:
+    """After a storage failure, remove what this run created if it holds no trial: the
+    study, or the SQLite file it created. Best effort; nothing is removed if the
+    storage cannot even be read."""
+    with contextlib.suppress(Exception):
+        study_id = storage.get_study_id_from_name(name)
+        if storage.get_all_trials(study_id, deepcopy=False):
+            return
+        others = [s for s in storage.get_all_studies() if s.study_name != name]
+        if new_file is not None and not others:
+            storage.remove_session()
+            storage.engine.dispose()
+            remove_sqlite_file(new_file)
+        else:
+            storage.delete_study(study_id)
+
+
+def _run_study(
+    study: optuna.Study,
+    config: StudyConfig,
+    objective: Any,
+    workers: int | None,
+    quiet: bool,
+) -> int:
+    from optuna_dl.tuning.workers import tally
+
+    # Finished: COMPLETE, PRUNED or FAIL, but not a stale failure a heartbeat retry
+    # replaced and not a babysat trial (see optuna_dl.tuning.workers).
     fail_stale_trials(study)
-    done = len(_finished(study))
-    remaining = None if config.n_trials is None else max(config.n_trials - done, 0)
+    now = tally(study.get_trials(deepcopy=False))
+    remaining = None if config.n_trials is None else max(config.n_trials - now.finished, 0)
     print(
-        f"study {config.name!r} in {redact(config.storage)}: {done} trials finished"
-        + (f", {remaining} to run" if remaining is not None else ""),
+        f"study {config.name!r} in {redact(config.storage)}: {now.finished} trials finished"
+        + (f", {remaining} to run" if remaining is not None else "")
+        + (
+            f" ({now.running} RUNNING in another process or left by a stopped run)"
+            if remaining and now.running
+            else ""
+        ),
         flush=True,
     )
     started = time.perf_counter()
@@ -129,29 +227,77 @@ def command_run(args: argparse.Namespace) -> int:
     if remaining != 0 and workers is not None:
         from optuna_dl.tuning.workers import run_workers
 
-        status = run_workers(config, workers, quiet=args.quiet)
+        status = run_workers(config, workers, quiet=quiet)
         interrupted = status == 130
     elif remaining != 0:
-        guard = InterruptGuard()
-        callbacks = ([] if args.quiet else [_print_trial]) + [guard.after_trial]
-        try:
-            with guard:
-                study.optimize(
-                    guard.wrap(objective),
-                    n_trials=remaining,
-                    timeout=config.timeout,
-                    show_progress_bar=sys.stderr.isatty() and not args.quiet,
-                    callbacks=callbacks,
-                )
-        except KeyboardInterrupt:
-            interrupted = True
-        interrupted = interrupted or guard.pending
+        interrupted = _optimize(study, config, guard_storage(objective), quiet)
     _print_summary(study, config, time.perf_counter() - started)
     _write_report(study, config)
     if interrupted:
         print(f"interrupted: storage is consistent; run 'optuna-dl run {config.path}' to resume.")
         return 130
     return status
+
+
+def _optimize(study: optuna.Study, config: StudyConfig, objective: Any, quiet: bool) -> bool:
+    """Run trials in this process until the study has ``n_trials`` finished trials, as
+    the workers count them (see :mod:`optuna_dl.tuning.workers`); True if interrupted.
+
+    A trial left RUNNING by a run that was killed counts as committed: once its
+    heartbeat is older than the grace period it is failed and a copy with the same
+    parameters is queued, which this loop runs. If the target is reached while such a
+    trial is still RUNNING, the loop waits for it (it may be alive in another process)
+    until it finishes or is failed and queued again.
+    """
+    from optuna_dl.tuning.workers import POLL_SECONDS, tally
+
+    target = config.n_trials
+    deadline = None if config.timeout is None else time.monotonic() + config.timeout
+
+    def should_start() -> tuple[bool, Any]:
+        fail_stale_trials(study)
+        now = tally(study.get_trials(deepcopy=False))
+        return now.waiting > 0 or target is None or now.committed < target, now
+
+    def stop_at_target(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if not should_start()[0]:
+            study.stop()
+
+    guard = InterruptGuard()
+    callbacks = ([] if quiet else [_print_trial]) + [guard.after_trial, stop_at_target]
+    waiting_said = False
+    try:
+        with guard:
+            while not guard.pending:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                start, now = should_start()
+                if start:
+                    # At most one trial per place not yet finished: a stale trial's
+                    # copy takes the place of the trial it replaces.
+                    study.optimize(
+                        guard.wrap(objective),
+                        n_trials=None if target is None else max(target - now.finished, 1),
+                        timeout=left,
+                        show_progress_bar=sys.stderr.isatty() and not quiet,
+                        callbacks=callbacks,
+                    )
+                    continue
+                if now.running == 0:
+                    break
+                if not waiting_said:
+                    print(
+                        f"waiting for {now.running} RUNNING trial(s): another process's, or "
+                        "a stopped run's, failed after the heartbeat grace period and run "
+                        "again here",
+                        flush=True,
+                    )
+                    waiting_said = True
+                time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        return True
+    return guard.pending
 
 
 def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -164,10 +310,10 @@ def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         )
     else:
         outcome = trial.state.name.lower()
-    print(
-        f"  trial {trial.number:4d}: {outcome}  ({trial.duration.total_seconds():.1f} s)",
-        flush=True,
-    )
+    seconds = trial.duration.total_seconds() if trial.duration else 0.0
+    retry = trial.system_attrs.get("failed_trial")
+    note = f" [retry of trial {retry}]" if retry is not None else ""
+    print(f"  trial {trial.number:4d}: {outcome}  ({seconds:.1f} s){note}", flush=True)
 
 
 def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> None:
@@ -178,10 +324,10 @@ def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> 
         f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed "
         f"(this run: {seconds:.1f} s)"
     )
-    if counts[TrialState.COMPLETE] == 0:
-        print("no completed trial yet.")
+    best = _search_best(study)
+    if best is None:
+        print("no completed trial yet (babysat trials are not counted).")
         return
-    best = study.best_trial
     validation = (
         f"{config.cv}-fold CV" if config.cv else f"{config.validation_fraction:g} hold-out"
     )
@@ -221,7 +367,8 @@ def _write_report(study: optuna.Study, config: StudyConfig) -> None:
 def command_best(args: argparse.Namespace) -> int:
     config = _config(args)
     study = _load_study(config)
-    best = _best_trial(study)
+    with storage_errors(config.storage):
+        best = _best_trial(study)
     summary = {
         "study": config.name,
         "trial": best.number,
@@ -245,7 +392,8 @@ def command_export(args: argparse.Namespace) -> int:
 
     config = _config(args)
     study = _load_study(config)
-    best = _best_trial(study)
+    with storage_errors(config.storage):
+        best = _best_trial(study)
     X_train, X_test, y_train, y_test = config.load_data()
     model, pipeline_accuracy = refit_best(config, best, X_train, y_train, X_test, y_test)
     output = Path(args.output)

@@ -261,6 +261,26 @@ def test_best_json(iris_run, capsys):
     DeepNetClassifier(**summary["params"])  # they are the classifier's own parameters
 
 
+@pytest.mark.parametrize("command", ["best", "export"])
+def test_best_and_export_leave_babysat_trials_out(resumable, tmp_path, capsys, command):
+    from optuna_dl.tuning.workers import BABYSIT, MODE_ATTR
+
+    study = load(tmp_path / "cli_iris.db")
+    search_best = study.best_trial
+    babysat = study.ask()  # a hand-steered run scoring 1.0 on its own hold-out split
+    babysat.set_user_attr(MODE_ATTR, BABYSIT)
+    babysat.set_user_attr("estimator_params", {"n_layers": 1, "n_units": 3})
+    study.tell(babysat, 1.0)
+    assert study.best_trial.number == babysat.number  # Optuna alone would pick it
+    extra = ["-o", tmp_path / "model.npz"] if command == "export" else ["--json"]
+    code, out, err = cli_capsys(capsys, command, resumable, *extra)
+    assert code == 0, err
+    if command == "best":
+        assert json.loads(out)["trial"] == search_best.number
+    else:
+        assert f"refit trial {search_best.number} " in out
+
+
 def test_best_with_storage_option(iris_run, tmp_path, capsys):
     toml = write_study(tmp_path)  # its default storage does not exist
     code, out, err = cli_capsys(

@@ -1,10 +1,10 @@
 """Caviar across processes and machines, on a real PostgreSQL server (and, for
 comparison, the same scenarios on one SQLite file).
 
-A throwaway cluster is made with ``initdb`` on a free loopback port (unix socket in the
-temporary directory, a password for the test role) and removed afterwards. Without
-PostgreSQL binaries or the psycopg driver the PostgreSQL tests skip, except under
-``CI=true``, where a missing component fails them.
+A throwaway cluster (tests/conftest.py) is made with ``initdb`` on a free loopback port
+(unix socket in the temporary directory, a password for the test role) and removed
+afterwards. Without PostgreSQL binaries or the psycopg driver the PostgreSQL tests
+skip, except under ``CI=true``, where a missing component fails them.
 
 Workers run as real processes (``python -m optuna_dl.cli worker``); heartbeats are
 shortened with ``OPTUNA_DL_HEARTBEAT_INTERVAL`` and ``OPTUNA_DL_GRACE_PERIOD``.
@@ -12,16 +12,12 @@ shortened with ``OPTUNA_DL_HEARTBEAT_INTERVAL`` and ``OPTUNA_DL_GRACE_PERIOD``.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +25,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from optuna_dl.cli import main
 from optuna_dl.tuning.config import config_to_dict, load_config
@@ -42,7 +39,6 @@ ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 ROLE = "optuna_dl"
-PASSWORD = "pw-" + secrets.token_hex(8)  # distinctive, so a leak is found by search
 
 # Slow enough trials (1-5 s) that a worker can be killed in the middle of one.
 SLOW_STUDY = """\
@@ -72,101 +68,16 @@ name = "NopPruner"
 
 
 # ------------------------------------------------------------------ the server
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
-
-
+# ``postgres_url``, a throwaway cluster for the session, comes from tests/conftest.py.
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """``postgresql+psycopg://optuna_dl:<password>@127.0.0.1:<port>/studies`` of a fresh
-    cluster that lives as long as the test session."""
-    binaries = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda path: [int(part) for part in re.findall(r"\d+", path)],
-    )
-    initdb = binaries[-1] if binaries else shutil.which("initdb")
-    if initdb is None:
-        _missing("PostgreSQL is not installed (no initdb; apt-get install postgresql)")
-    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
-    try:
-        import psycopg
-    except ImportError:
-        _missing("the psycopg driver is not installed (pip install 'optuna-dl[postgres]')")
-
-    as_root = os.geteuid() == 0
-    prefix: list[str] = []
-    directory = Path(tempfile.mkdtemp(prefix="optuna-dl-pg-"))
-    if as_root:  # PostgreSQL refuses to run as root
-        import pwd
-
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(directory)
-            _missing("running as root and there is no 'postgres' system user")
-        os.chown(directory, account.pw_uid, account.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    password_file = directory / "password"
-    password_file.write_text(PASSWORD + "\n")
-    if as_root:
-        os.chown(password_file, account.pw_uid, account.pw_gid)
-    password_file.chmod(0o600)
-    data, log = directory / "data", directory / "server.log"
-    port = _free_port()
-
-    def run(*command: str) -> None:
-        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
-
-    try:
-        run(
-            initdb,
-            "-D",
-            str(data),
-            "-U",
-            ROLE,
-            f"--pwfile={password_file}",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={directory} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        run(pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        detail = getattr(error, "stderr", b"") or b""
-        server_log = log.read_text() if log.exists() else ""
-        shutil.rmtree(directory, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL: {error}: {detail.decode()} {server_log}")
-    try:
-        with psycopg.connect(
-            host="127.0.0.1",
-            port=port,
-            user=ROLE,
-            password=PASSWORD,
-            dbname="postgres",
-            autocommit=True,
-        ) as connection:
-            connection.execute("CREATE DATABASE studies")
-        yield f"postgresql+psycopg://{ROLE}:{PASSWORD}@127.0.0.1:{port}/studies"
-    finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(directory, ignore_errors=True)
+def _password(url: str) -> str:
+    """The password in ``url`` (the cluster's: distinctive, so a leak is found)."""
+    return make_url(url).password
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -324,6 +235,7 @@ def test_run_with_workers_on_postgres_hides_password(
     study from its stored definition, and the URL's password is in no output of run,
     best or worker."""
     name, n_trials = f"caviar_run_{tmp_path.name[-12:]}", 6
+    password = _password(postgres_url)
     config = _study_file(tmp_path, name, n_trials, max_epochs=3)
     ran = _cli("run", str(config), "--storage", postgres_url, "--workers", "2")
     assert ran.returncode == 0, ran.stderr
@@ -336,7 +248,7 @@ def test_run_with_workers_on_postgres_hides_password(
     joined = capsys.readouterr()
     assert "ran 0 trials" in joined.out
     for output in (ran.stdout, ran.stderr, joined.out, joined.err):
-        assert PASSWORD not in output
+        assert password not in output
     assert "Traceback" not in ran.stderr
 
 
@@ -346,9 +258,10 @@ def test_failing_connections_never_show_the_password(
     """A closed port, a wrong password and a missing study: one line, exit 2, password
     hidden."""
     config = _study_file(tmp_path, "nowhere", 1)
+    password = _password(postgres_url)
     port = _free_port()  # nothing listens there
-    closed = f"postgresql+psycopg://{ROLE}:{PASSWORD}@127.0.0.1:{port}/studies"
-    wrong = postgres_url.replace(PASSWORD, PASSWORD + "-wrong")
+    closed = f"postgresql+psycopg://{ROLE}:{password}@127.0.0.1:{port}/studies"
+    wrong = postgres_url.replace(password, password + "-wrong")
     cases = [
         ["best", str(config), "--storage", closed],
         ["run", str(config), "--storage", closed],
@@ -363,12 +276,12 @@ def test_failing_connections_never_show_the_password(
         result = capsys.readouterr()
         assert result.err.startswith("optuna-dl: error: "), result.err
         assert len(result.err.strip().splitlines()) == 1, result.err
-        assert PASSWORD not in result.out + result.err
+        assert password not in result.out + result.err
         assert "***@127.0.0.1" in result.err
     # The same through a real process, where nothing is captured by pytest.
     result = _cli("worker", "--storage", closed, "--study", "nowhere")
     assert result.returncode == 2
-    assert PASSWORD not in result.stdout + result.stderr
+    assert password not in result.stdout + result.stderr
 
 
 def test_advisory_lock_excludes_other_workers_of_the_study(postgres_url: str) -> None:

@@ -19,6 +19,7 @@ PED-ANOVA (about 0.01 s per run) gets :data:`PED_ANOVA_BOOTSTRAP` resamples, MDI
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -415,12 +416,20 @@ def write_report(
 
     Notes
     -----
-    The page inlines plotly.js once (about 4.8 MB) and works offline. It copes with
+    The file is replaced in one step, so it is never seen half written. The page
+    inlines plotly.js once (about 4.8 MB) and works offline. It copes with
     studies that have no trials, only pruned or failed ones, or conditional
     parameters: sections that cannot be computed say why.
     """
     path = Path(path)
     document = _Report(_snapshot(study), space, title).render()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(document, encoding="utf-8")
+    # Written beside and renamed over: a process killed while writing leaves the
+    # previous report whole, never a truncated one.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(document, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path

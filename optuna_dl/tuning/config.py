@@ -6,15 +6,18 @@ and what is allowed, before anything touches storage.
 
 from __future__ import annotations
 
+import codecs
+import datetime
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 
+from optuna_dl._validation import Interval
 from optuna_dl.datasets import BUNDLED, DataError, load_bundled, load_csv, load_npz
 from optuna_dl.estimator import DeepNetClassifier
 from optuna_dl.tuning.space import KINDS, SCALES, Dimension, SearchSpace
@@ -43,6 +46,9 @@ DIRECTIONS = ("maximize", "minimize")
 # Characters a study name cannot hold when it names the default storage and report files.
 _UNSAFE_IN_FILE_NAMES = set('/\\?#%:*"<>|') | {chr(c) for c in range(32)} | {chr(127)}
 SOURCES = (*BUNDLED, "csv", "npz")
+#: Upper bounds on the network's size, fixed or searched. Far above any useful value,
+#: they stop a typo such as ``n_layers = 10e9`` from hanging or crashing every trial.
+SIZE_LIMITS = {"n_layers": 100, "n_units": 65_536}
 
 
 class ConfigError(ValueError):
@@ -295,12 +301,23 @@ def load_config(path: str | Path) -> StudyConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: no such study file.")
     try:
-        with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid TOML ({error}).") from None
+        data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror}).") from None
+    if data.startswith(codecs.BOM_UTF8):  # as some editors save UTF-8
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not valid TOML (line {line}: byte {data[error.start]:#04x} is not "
+            "UTF-8; save the file as UTF-8)."
+        ) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}).") from None
     return parse_config(raw, path)
 
 
@@ -308,6 +325,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
     """Validate an already-parsed TOML document that came from ``path``."""
     p = _Parser(path)
     p.check_table(raw, _TOP, "")
+    _reject_dates(p, raw, "")
     base = path.resolve().parent
 
     name = raw.get("name", path.stem)
@@ -367,6 +385,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
     if not 1 <= max_tier <= 10:
         raise p.fail("search.max_tier", f"must be between 1 and 10; got {max_tier}.")
     space = _parse_space(p, raw.get("space", {}), SearchSpace.default(max_tier=max_tier))
+    _check_space_values(p, space)
     fixed_and_searched = sorted(set(estimator) & {d.name for d in space.active})
     if fixed_and_searched:
         raise p.fail(
@@ -441,7 +460,68 @@ def _parse_estimator(p: _Parser, estimator: dict[str, Any]) -> dict[str, Any]:
         rule = _PARAMETER_RULES[key]
         if not rule.accepts(value):
             raise p.fail(f"estimator.{key}", f"must be {rule.describe()}; got {value!r}.")
+        limit = SIZE_LIMITS.get(key)
+        if limit is not None and value > limit:
+            raise p.fail(f"estimator.{key}", f"must be at most {limit}; got {_show(value)}.")
     return dict(estimator)
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, with integers of more than 15 digits shortened (``1e+308``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        try:
+            return f"{float(value):.3g}"
+        except OverflowError:
+            return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
+def _reject_dates(p: _Parser, value: Any, key: str) -> None:
+    """TOML dates and times fit no key of a study file (and cannot be stored as JSON)."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _reject_dates(p, item, f"{key}.{name}" if key else name)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_dates(p, item, key)
+    elif isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        raise p.fail(key, f"a study file holds no dates or times; got {value.isoformat()}.")
+
+
+def _check_space_values(p: _Parser, space: SearchSpace) -> None:
+    """Every value an enabled entry can sample must be one the estimator accepts: its
+    bounds (the ends of an interval rule) or each of its choices."""
+    from optuna_dl.estimator import _PARAMETER_RULES
+
+    for d in space.active:
+        rule = _PARAMETER_RULES.get(d.name)
+        if rule is None:
+            continue
+        if d.kind == "categorical":
+            values = list(d.choices)
+        else:
+            try:
+                distribution = d.distribution()
+            except (ValueError, TypeError, OverflowError) as error:
+                raise p.fail(f"space.{d.name}", _first_line(error)) from None
+            values = [d.to_estimator(distribution.low), d.to_estimator(distribution.high)]
+        for value in values:
+            if not rule.accepts(value):
+                hint = (
+                    ' (a float entry samples floats; use kind = "int")'
+                    if d.kind == "float" and isinstance(rule, Interval) and rule.kind == "int"
+                    else ""
+                )
+                raise p.fail(
+                    f"space.{d.name}",
+                    f"can sample {_show(value)}, but {d.name} must be {rule.describe()}{hint}.",
+                )
+            limit = SIZE_LIMITS.get(d.name)
+            if limit is not None and value > limit:
+                raise p.fail(
+                    f"space.{d.name}",
+                    f"can sample {_show(value)}; {d.name} must be at most {limit}.",
+                )
 
 
 def _parse_space(p: _Parser, entries: dict[str, Any], space: SearchSpace) -> SearchSpace:
@@ -515,9 +595,15 @@ def _try_build(p: _Parser, config: StudyConfig) -> None:
         except (TypeError, ValueError) as error:
             raise p.fail(section, f"{name} rejected its arguments: {_first_line(error)}") from None
         startup = config.sampler.get("n_startup_trials") if section == "sampler" else None
-        n_trials = min(startup + 2, 52) if isinstance(startup, int) and startup >= 0 else 12
+        dry = config
+        n_trials = 12
+        if isinstance(startup, int) and not isinstance(startup, bool) and startup >= 0:
+            # Two trials past the random start-up ones, which are cut to 10 at most, so
+            # that the arguments of the model-based phase are tried as well.
+            dry = replace(config, sampler={**config.sampler, "n_startup_trials": min(startup, 10)})
+            n_trials = min(startup, 10) + 2
         try:
-            _dry_run(config, section, n_trials)
+            _dry_run(dry, section, n_trials)
         except Exception as error:  # whatever the sampler or pruner raised
             problem = f"{type(error).__name__}: {_first_line(error)}"
             raise p.fail(section, f"{name} failed on a dry run: {problem}") from None

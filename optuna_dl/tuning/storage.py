@@ -11,20 +11,33 @@ want faster recovery: ``OPTUNA_DL_HEARTBEAT_INTERVAL`` (seconds, default 10) and
 ``OPTUNA_DL_GRACE_PERIOD`` (seconds, default 30; it must exceed the interval, or live
 trials would be failed between two heartbeats). Every process sharing a study should
 use the same values.
+
+A database that fails while a study runs (a full disk, a read-only file, a server
+that went away) is reported as one :class:`StorageError` line (:func:`storage_errors`,
+:class:`QuietStorageFailures`). The trial it interrupted stays RUNNING, like the trial
+of a killed process, and is failed and run again once the study resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
+import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
+_OPTIMIZE_LOGGER = "optuna.study._optimize"
+_RDB_LOGGER = "optuna.storages._rdb.storage"
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 HEARTBEAT_INTERVAL_ENV = "OPTUNA_DL_HEARTBEAT_INTERVAL"
@@ -93,9 +106,252 @@ def hide_password(text: str, url: str) -> str:
     return text
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL.
+
+    Parameters
+    ----------
+    url : str
+        A storage URL.
+
+    Returns
+    -------
+    Path or None
+        None for other databases, in-memory databases and ``file:`` URIs.
+
+    Examples
+    --------
+    >>> sqlite_file("sqlite:///studies/digits.db")
+    PosixPath('studies/digits.db')
+    >>> sqlite_file("postgresql+psycopg://tuner@db/studies") is None
+    True
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from or while handling."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
+    return chain
+
+
+def storage_failure(error: BaseException | None) -> BaseException | None:
+    """The database error behind ``error``, if any.
+
+    Parameters
+    ----------
+    error : BaseException or None
+
+    Returns
+    -------
+    BaseException or None
+        A SQLAlchemy error or Optuna's ``StorageInternalError`` (which wraps one):
+        ``error`` itself, its cause, or the error being handled when it was raised
+        (Optuna may fail a second time while it records a trial whose write failed).
+        SQLAlchemy's "no row found" lookups do not count: Optuna turns them into
+        KeyError.
+    """
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import MultipleResultsFound, NoResultFound, SQLAlchemyError
+
+    if error is None:
+        return None
+    lookups = (NoResultFound, MultipleResultsFound)  # Optuna turns these into KeyError
+    return next(
+        (
+            e
+            for e in _chain(error)
+            if isinstance(e, (SQLAlchemyError, StorageInternalError))
+            and not isinstance(e, lookups)
+        ),
+        None,
+    )
+
+
+def describe_failure(error: BaseException, url: str) -> str:
+    """One line on why the database failed.
+
+    Parameters
+    ----------
+    error : BaseException
+        The failure (Optuna wraps a failed commit in ``StorageInternalError``; the
+        reason is its cause).
+    url : str
+        The storage URL, whose password is hidden in the result.
+
+    Returns
+    -------
+    str
+        The first line of the SQLAlchemy error in ``error``'s chain of causes (it
+        names the driver's error), else the error's type and first line.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    chain = _chain(error)
+    found = next((e for e in chain if isinstance(e, SQLAlchemyError)), chain[-1])
+    lines = str(found).strip().splitlines()
+    reason = lines[0] if lines else type(found).__name__
+    if not isinstance(found, SQLAlchemyError):
+        reason = f"{type(found).__name__}: {reason}"
+    return hide_password(reason, url)
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Context manager: a database that fails inside the block (a full disk, a
+    read-only file, a server that went away) raises a one-line :class:`StorageError`
+    naming the storage (password hidden) and the cause, instead of SQLAlchemy's or
+    Optuna's multi-line errors. Other exceptions pass through unchanged.
+
+    Parameters
+    ----------
+    url : str
+        The storage URL, for the message.
+
+    Raises
+    ------
+    StorageError
+        For an exception whose chain holds a database error (:func:`storage_failure`),
+        including :class:`TrialStorageFailure`.
+    """
+    try:
+        yield
+    except (Exception, TrialStorageFailure) as error:
+        failure = storage_failure(error)
+        if failure is None or isinstance(error, StorageError):
+            raise
+        raise StorageError(
+            f"storage {redact(url)} failed: {describe_failure(failure, url)}"
+        ) from None
+
+
+class QuietStorageFailures:
+    """Context manager: while a study runs, a failing database is reported once, by
+    the command, as one line.
+
+    Optuna's log of a trial whose write failed (with a traceback), its warning that a
+    query failed (with the SQL), and the traceback of a heartbeat thread that failed
+    are dropped. The failure reaches the main thread at its next write, where
+    :func:`storage_errors` reports it; if it does not (a transient failure of a
+    heartbeat alone), :meth:`report` prints it as one warning line.
+
+    Parameters
+    ----------
+    url : str
+        The storage URL, for the messages (its password is hidden).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.errors: list[str] = []
+        self._previous: Any = None
+        self._dropped: str | None = None
+
+    def __enter__(self) -> QuietStorageFailures:
+        self._previous = threading.excepthook
+        threading.excepthook = self._hook
+        logging.getLogger(_OPTIMIZE_LOGGER).addFilter(self._quiet)
+        logging.getLogger(_RDB_LOGGER).addFilter(self._quiet_query)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        logging.getLogger(_RDB_LOGGER).removeFilter(self._quiet_query)
+        logging.getLogger(_OPTIMIZE_LOGGER).removeFilter(self._quiet)
+        threading.excepthook = self._previous
+
+    @staticmethod
+    def _quiet_query(record: logging.LogRecord) -> bool:
+        # Optuna retries a failed query for trials another way, after this warning (its
+        # second attempt fails as well when the database is gone).
+        return not record.getMessage().startswith("Caught an error from sqlalchemy")
+
+    def _quiet(self, record: logging.LogRecord) -> bool:
+        # Optuna logs a failed trial twice: "Trial N failed with parameters ... because
+        # of the following error" (with the traceback), then "Trial N failed with value".
+        trial = re.match(r"Trial (\d+) failed with ", record.getMessage())
+        if record.exc_info and storage_failure(record.exc_info[1]):
+            self._dropped = trial.group(1) if trial else None
+            return False
+        if trial and trial.group(1) == self._dropped:
+            return False
+        return True
+
+    def _hook(self, args: Any) -> None:
+        if storage_failure(args.exc_value) is None:
+            self._previous(args)
+            return
+        name = args.thread.name if args.thread is not None else "a thread"
+        self.errors.append(f"{name}: {describe_failure(args.exc_value, self.url)}")
+
+    def report(self) -> None:
+        """Print the first background failure, if any, as one warning line."""
+        if self.errors:
+            print(
+                f"optuna-dl: warning: storage {redact(self.url)} failed in a background "
+                f"thread ({self.errors[0]})",
+                file=sys.stderr,
+            )
+
+
+class TrialStorageFailure(BaseException):
+    """Raised out of an objective whose write to the database failed.
+
+    Not an ``Exception``: Optuna then does not try to record the trial as failed (on a
+    database that is failing), so the trial stays RUNNING and, like the trial of a
+    killed process, is failed by heartbeat and run again when the study resumes,
+    rather than counted as a finished trial. :func:`storage_errors` reports it.
+    """
+
+
+def guard_storage(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+    """``objective``, raising :class:`TrialStorageFailure` when a database write inside
+    it fails (``trial.report``, ``trial.set_user_attr``, ...).
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(trial) -> float``.
+
+    Returns
+    -------
+    callable
+        The wrapped objective; other exceptions pass through unchanged.
+    """
+
+    def guarded(trial: optuna.Trial) -> float:
+        try:
+            return objective(trial)
+        except Exception as error:
+            if storage_failure(error) is None:
+                raise
+            raise TrialStorageFailure(error) from error
+
+    return guarded
+
+
 def open_storage(url: str, *, retries: int = 3) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats: a trial whose process died is marked failed
     after the grace period and retried up to ``retries`` times by a live worker.
+
+    An SQLite file that did not exist is removed again when it cannot be set up (for
+    example on a full disk), so a failed attempt leaves nothing behind.
 
     Raises
     ------
@@ -103,9 +359,44 @@ def open_storage(url: str, *, retries: int = 3) -> optuna.storages.BaseStorage:
         The URL cannot be parsed, its driver is missing, or the database cannot be
         opened (a missing directory, a file that is not a database, an old schema).
     """
+    interval, grace = heartbeat_settings()
+    file = sqlite_file(url)
+    new_file = file is not None and not file.exists()
+    try:
+        return _open(url, retries, interval, grace)
+    except StorageError:
+        if new_file:
+            remove_sqlite_file(file)
+        raise
+
+
+def remove_sqlite_file(file: Path) -> None:
+    """Delete an SQLite database and its rollback journal, if they exist.
+
+    Parameters
+    ----------
+    file : Path
+        The database file.
+    """
+    for path in (file, file.with_name(file.name + "-journal")):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _folder_problem(folder: Path) -> str:
+    """Why SQLite may be unable to create a file in ``folder``."""
+    if not folder.exists():
+        return f"folder {str(folder)!r} does not exist"
+    if not folder.is_dir():
+        return f"{str(folder)!r} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {str(folder)!r} is not writable"
+    return f"check that folder {str(folder)!r} exists and is writable"
+
+
+def _open(url: str, retries: int, interval: int, grace: int) -> optuna.storages.BaseStorage:
     from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-    interval, grace = heartbeat_settings()
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Wait for a lock instead of failing at once when several processes write.
@@ -134,14 +425,15 @@ def open_storage(url: str, *, retries: int = 3) -> optuna.storages.BaseStorage:
                 time.sleep(0.1 * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
     except (SQLAlchemyError, ImportError, RuntimeError, ValueError) as error:
-        lines = str(error).strip().splitlines()
-        reason = lines[0] if lines else type(error).__name__
+        # RuntimeError includes Optuna's StorageInternalError (a failed commit).
+        reason = describe_failure(error, url)
         if isinstance(error, ModuleNotFoundError) and url.startswith("postgresql"):
             reason += " (install the driver with: pip install 'optuna-dl[postgres]')"
+        file = sqlite_file(url)
+        if file is not None and "unable to open database file" in reason:
+            reason += f" ({_folder_problem(file.parent)})"
         # The password may appear in the driver's message; hide it there too.
-        raise StorageError(
-            f"cannot open storage {redact(url)}: {hide_password(reason, url)}"
-        ) from None
+        raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

@@ -52,7 +52,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_dl.tuning.config import CONFIG_ATTR
 from optuna_dl.tuning.interrupts import InterruptGuard
-from optuna_dl.tuning.storage import fail_stale_trials, open_storage, redact
+from optuna_dl.tuning.storage import (
+    QuietStorageFailures,
+    fail_stale_trials,
+    guard_storage,
+    open_storage,
+    redact,
+    storage_errors,
+)
 
 MODE_ATTR = "mode"
 BABYSIT = "babysit"
@@ -289,9 +296,10 @@ def run_worker(
     Raises
     ------
     WorkerError, StorageError, ConfigError
-        One line each; nothing was written to the study.
+        One line each. Raised before the first trial, nothing was written to the study;
+        a StorageError raised later (the database failed) leaves the trial in progress
+        RUNNING, to be failed by heartbeat and run again.
     """
-    from threadpoolctl import threadpool_limits
 
     def say(line: str) -> None:
         if out is not None:
@@ -300,6 +308,34 @@ def run_worker(
             print(line, flush=True)
 
     storage = open_storage(url)
+    try:
+        with storage_errors(url), QuietStorageFailures(url) as background:
+            report = _work(
+                storage, url, study_name, n_trials, timeout, threads, seed_offset, quiet, say, stop
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            storage.remove_session()
+            storage.engine.dispose()
+    background.report()
+    return report
+
+
+def _work(
+    storage: Any,
+    url: str,
+    study_name: str,
+    n_trials: int | None,
+    timeout: float | None,
+    threads: int | None,
+    seed_offset: int | None,
+    quiet: bool,
+    say: Callable[[str], None],
+    stop: Any,
+) -> WorkerReport:
+    """The body of :func:`run_worker`, on an open storage."""
+    from threadpoolctl import threadpool_limits
+
     config = load_definition(storage, url, study_name)
     if n_trials is None:
         n_trials = config.n_trials
@@ -353,7 +389,7 @@ def run_worker(
                     now = tally(storage.get_all_trials(study_id, deepcopy=False))
                     if now.waiting or n_trials is None or now.committed < n_trials:
                         study.optimize(
-                            objective_in_worker,
+                            guard_storage(objective_in_worker),
                             n_trials=1,
                             catch=(Exception,),
                             callbacks=callbacks,
@@ -370,8 +406,6 @@ def run_worker(
     finally:
         lock.close()
     done = len(finished_trials(storage.get_all_trials(study_id, deepcopy=False)))
-    storage.remove_session()
-    storage.engine.dispose()
     say(
         f"worker {pid}: ran {ran} trial{'' if ran == 1 else 's'}"
         + (" (interrupted)" if interrupted else "")
