@@ -167,7 +167,7 @@ class Network:
         n = X.shape[0]
         widest = max(W.shape[1] for W, _, _ in plan)
         block = max(64, INFERENCE_BLOCK_BYTES // (widest * self.dtype.itemsize))
-        block = min(block, n)
+        block = max(1, min(block, n))  # no rows: an empty result, no zero-step range
         logits = np.empty((n, plan[-1][0].shape[1]), dtype=self.dtype)
         buffers = [np.empty((block, W.shape[1]), dtype=self.dtype) for W, _, _ in plan[:-1]]
         for start in range(0, n, block):

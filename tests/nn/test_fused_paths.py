@@ -178,6 +178,7 @@ def test_folded_inference_leaves_parameters_and_input_alone():
     X = rng.standard_normal((40, 5)).astype(np.float32)
     X_before = X.copy()
     network.infer(X)
+    assert network.infer(X[:0]).shape == (0, 3)
     np.testing.assert_array_equal(X, X_before)
     for before, after in zip(state, network.state_arrays()):
         np.testing.assert_array_equal(before, after)
