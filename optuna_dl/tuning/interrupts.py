@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -11,6 +12,23 @@ from typing import Any
 import optuna
 
 _OPTIMIZE_LOGGER = "optuna.study._optimize"
+
+
+#: Delay before another attempt to deliver Ctrl-C that arrived in unsafe code.
+RETRY_SECONDS = 0.05
+#: Code that an asynchronous KeyboardInterrupt must not land in (path fragments).
+_UNSAFE_PATHS = (f"{os.sep}optuna{os.sep}", f"{os.sep}sqlalchemy{os.sep}", f"{os.sep}weakref.py")
+
+
+def _in_unsafe_code(frame: Any) -> bool:
+    """Whether ``frame``, or a frame that called it inside the objective, runs unsafe
+    code (the frames above ``InterruptGuard.call`` are Optuna's own loop)."""
+    while frame is not None and frame.f_code is not InterruptGuard.call.__code__:
+        filename = frame.f_code.co_filename
+        if any(part in filename for part in _UNSAFE_PATHS):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class InterruptGuard:
@@ -29,6 +47,7 @@ class InterruptGuard:
         self.pending = False
         self.in_objective = False
         self._previous: Any = None
+        self._previous_alarm: Any = None
         self._installed = False
 
     def __enter__(self) -> InterruptGuard:
@@ -39,6 +58,7 @@ class InterruptGuard:
             None,
         ):
             self._previous = previous
+            self._previous_alarm = signal.getsignal(signal.SIGALRM)
             signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         logging.getLogger(_OPTIMIZE_LOGGER).addFilter(self._quiet)
@@ -47,6 +67,8 @@ class InterruptGuard:
     def __exit__(self, *exc_info: Any) -> None:
         logging.getLogger(_OPTIMIZE_LOGGER).removeFilter(self._quiet)
         if self._installed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous_alarm)
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
 
@@ -54,8 +76,23 @@ class InterruptGuard:
         first = not self.pending
         self.pending = True
         if first and self.in_objective:
-            self.in_objective = False
-            raise KeyboardInterrupt
+            self._raise_when_safe(frame)
+
+    def _raise_when_safe(self, frame: Any) -> None:
+        """Raise KeyboardInterrupt in the objective, unless the signal arrived inside
+        Optuna's or SQLAlchemy's code (a report being written: an exception there can
+        leave a transaction holding the database lock) or inside a garbage-collector
+        callback (where Python swallows it): then try again 50 ms later."""
+        if _in_unsafe_code(frame):
+            signal.signal(signal.SIGALRM, self._retry)
+            signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
+            return
+        self.in_objective = False
+        raise KeyboardInterrupt
+
+    def _retry(self, signum: int, frame: Any) -> None:
+        if self.in_objective:
+            self._raise_when_safe(frame)
 
     def _quiet(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[0] is KeyboardInterrupt:

@@ -19,6 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
+from sqlalchemy.exc import SQLAlchemyError
 
 from optuna_dl.cli import main
 from optuna_dl.tuning import workers
@@ -250,7 +251,11 @@ def test_ctrl_c_stops_all_workers_and_leaves_nothing_running(
     progress are recorded as failed, none is left RUNNING or WAITING."""
     path = tmp_path / "slow.toml"
     path.write_text(
-        STUDY.format(name="slow", n_trials=50).replace("max_epochs = 3", "max_epochs = 200")
+        # Patience as long as the trial: a running trial cannot end on its own
+        # between the poll that sees it and the signal.
+        STUDY.format(name="slow", n_trials=50).replace(
+            "max_epochs = 3", "max_epochs = 200\npatience = 200"
+        )
         + "\n[estimator]\nbatch_size = 4\n\n[space.batch_size]\nenabled = false\n"
     )
     process = subprocess.Popen(
@@ -267,7 +272,7 @@ def test_ctrl_c_stops_all_workers_and_leaves_nothing_running(
         if Path(storage_url[len("sqlite:///") :]).exists():
             try:
                 trials = optuna.load_study(study_name="slow", storage=storage_url).trials
-            except KeyError:
+            except (KeyError, SQLAlchemyError):  # the command is still creating it
                 continue
             running = [
                 t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values
