@@ -31,6 +31,7 @@ from optuna_dl.tuning.interrupts import InterruptGuard
 from optuna_dl.tuning.storage import (
     QuietStorageFailures,
     StorageError,
+    close_storage,
     fail_stale_trials,
     guard_storage,
     open_storage,
@@ -38,6 +39,7 @@ from optuna_dl.tuning.storage import (
     remove_sqlite_file,
     sqlite_file,
     storage_errors,
+    use_write_ahead_log,
 )
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -156,6 +158,7 @@ def command_run(args: argparse.Namespace) -> int:
             created = stored is None
             study.set_user_attr(CONFIG_ATTR, config_to_dict(config))
             resumable = True
+            use_write_ahead_log(storage)
             status = _run_study(study, config, objective, workers, args.quiet)
         background.report()
         return status
@@ -169,6 +172,8 @@ def command_run(args: argparse.Namespace) -> int:
             f"{reason}. Finished trials are kept; run 'optuna-dl run {config.path}' again "
             "once the storage works, to resume."
         ) from None
+    finally:
+        close_storage(storage)
 
 
 def _stored_directions(storage: Any, name: str) -> list[str] | None:

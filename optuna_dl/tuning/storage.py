@@ -12,6 +12,15 @@ want faster recovery: ``OPTUNA_DL_HEARTBEAT_INTERVAL`` (seconds, default 10) and
 trials would be failed between two heartbeats). Every process sharing a study should
 use the same values.
 
+Processes that run trials switch an SQLite file to SQLite's write-ahead log with
+``synchronous=NORMAL`` (:func:`use_write_ahead_log`), so a commit (a
+trial's report after every epoch) appends to the log instead of waiting for the disk
+to flush. A killed process loses nothing it committed; only a power cut or an
+operating-system crash can lose the last commits, and never corrupts the file.
+:func:`close_storage` turns the file back into an ordinary rollback-journal database
+when the last such process lets go of it, so it stays readable from a read-only
+folder.
+
 A database that fails while a study runs (a full disk, a read-only file, a server
 that went away) is reported as one :class:`StorageError` line (:func:`storage_errors`,
 :class:`QuietStorageFailures`). The trial it interrupted stays RUNNING, like the trial
@@ -24,6 +33,7 @@ import contextlib
 import logging
 import os
 import re
+import sqlite3
 import sys
 import threading
 import time
@@ -31,7 +41,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -42,6 +52,7 @@ HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 HEARTBEAT_INTERVAL_ENV = "OPTUNA_DL_HEARTBEAT_INTERVAL"
 GRACE_PERIOD_ENV = "OPTUNA_DL_GRACE_PERIOD"
+WAL_PAGES = 256  # pages of the write-ahead log between two checkpoints
 
 
 def redact(url: str) -> str:
@@ -346,7 +357,7 @@ def guard_storage(objective: Callable[[optuna.Trial], float]) -> Callable[[optun
     return guarded
 
 
-def open_storage(url: str, *, retries: int = 3) -> optuna.storages.BaseStorage:
+def open_storage(url: str, *, retries: int = 3) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats: a trial whose process died is marked failed
     after the grace period and retried up to ``retries`` times by a live worker.
 
@@ -370,17 +381,96 @@ def open_storage(url: str, *, retries: int = 3) -> optuna.storages.BaseStorage:
         raise
 
 
+def use_write_ahead_log(storage: Any) -> None:
+    """Write an SQLite storage through its write-ahead log, with ``synchronous=NORMAL``.
+
+    For a process about to run trials, once its input is validated (the switch
+    changes the file's header). Other databases are not affected. A file that cannot
+    be switched (read-only) stays as it is; its first write then reports the problem.
+    Call :func:`close_storage` when done.
+
+    Parameters
+    ----------
+    storage : optuna.storages.RDBStorage
+        From :func:`open_storage`.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = getattr(storage, "url", None)
+    if not isinstance(url, str) or sqlite_file(url) is None:
+        return
+    if not event.contains(storage.engine, "connect", _normal_sync_under_wal):
+        event.listen(storage.engine, "connect", _normal_sync_under_wal)
+    with contextlib.suppress(SQLAlchemyError), storage.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    storage.engine.dispose()  # new connections get synchronous=NORMAL
+
+
+def _normal_sync_under_wal(connection: sqlite3.Connection, _record: Any) -> None:
+    """SQLAlchemy ``connect`` hook: ``synchronous=NORMAL`` on a write-ahead-log file
+    (where it cannot corrupt the file; in rollback-journal mode it could, on power loss).
+    """
+    cursor = connection.cursor()
+    try:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            # Copy the log into the file every WAL_PAGES pages (about 1 MB; SQLite's
+            # default lets it reach 4 MB) and truncate it after each copy, so a full
+            # disk is reported at the next commit rather than once the log outgrows
+            # the room it kept.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+            cursor.execute("PRAGMA journal_size_limit=0")
+    finally:
+        cursor.close()
+
+
+def close_storage(storage: Any) -> None:
+    """Close the connections of a storage from :func:`open_storage` (best effort).
+
+    An SQLite file in write-ahead-log mode is turned back into a rollback-journal
+    database (its ``-wal`` and ``-shm`` files go away) unless another process still has
+    it open; the last process to close it does it. Such a file can be read from a
+    read-only folder, which a write-ahead-log database cannot.
+
+    Parameters
+    ----------
+    storage : optuna.storages.RDBStorage
+    """
+    with contextlib.suppress(Exception):
+        storage.remove_session()
+        storage.engine.dispose()
+    url = getattr(storage, "url", None)
+    file = sqlite_file(url) if isinstance(url, str) else None
+    if file is None or not file.exists():
+        return
+    try:
+        # mode=rw: never create a file that is gone; timeout=0: never wait for others.
+        connection = sqlite3.connect(
+            f"file:{quote(str(file.resolve()))}?mode=rw", uri=True, timeout=0
+        )
+    except sqlite3.Error:
+        return
+    try:
+        connection.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.Error:
+        pass  # another process has it open, or it cannot be written
+    finally:
+        connection.close()
+
+
 def remove_sqlite_file(file: Path) -> None:
-    """Delete an SQLite database and its rollback journal, if they exist.
+    """Delete an SQLite database with its rollback journal and write-ahead log, if
+    they exist.
 
     Parameters
     ----------
     file : Path
         The database file.
     """
-    for path in (file, file.with_name(file.name + "-journal")):
+    for suffix in ("", "-journal", "-wal", "-shm"):
         with contextlib.suppress(OSError):
-            path.unlink()
+            file.with_name(file.name + suffix).unlink()
 
 
 def _folder_problem(folder: Path) -> str:
@@ -394,7 +484,7 @@ def _folder_problem(folder: Path) -> str:
     return f"check that folder {str(folder)!r} exists and is writable"
 
 
-def _open(url: str, retries: int, interval: int, grace: int) -> optuna.storages.BaseStorage:
+def _open(url: str, retries: int, interval: int, grace: int) -> optuna.storages.RDBStorage:
     from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
     engine_kwargs: dict[str, Any] = {}

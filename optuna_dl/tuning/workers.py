@@ -54,11 +54,13 @@ from optuna_dl.tuning.config import CONFIG_ATTR
 from optuna_dl.tuning.interrupts import InterruptGuard
 from optuna_dl.tuning.storage import (
     QuietStorageFailures,
+    close_storage,
     fail_stale_trials,
     guard_storage,
     open_storage,
     redact,
     storage_errors,
+    use_write_ahead_log,
 )
 
 MODE_ATTR = "mode"
@@ -314,9 +316,7 @@ def run_worker(
                 storage, url, study_name, n_trials, timeout, threads, seed_offset, quiet, say, stop
             )
     finally:
-        with contextlib.suppress(Exception):
-            storage.remove_session()
-            storage.engine.dispose()
+        close_storage(storage)
     background.report()
     return report
 
@@ -361,6 +361,7 @@ def _work(
         + (f" of {n_trials}" if n_trials is not None else "")
         + (f", BLAS threads {threads}" if threads else "")
     )
+    use_write_ahead_log(storage)
     lock = StudyLock(storage, study_name)
     ran = 0
     interrupted = False

@@ -153,7 +153,13 @@ def test_folded_inference_matches_the_layer_by_layer_forward_pass(
     monkeypatch.setattr(network_module, "INFERENCE_BLOCK_BYTES", 64 * 9 * np.dtype(dtype).itemsize)
     rng = np.random.default_rng(1)
     network = Network(
-        6, 4, [9, 7], activation=activation, batch_norm=batch_norm, dropout=0.3, rng=rng,
+        6,
+        4,
+        [9, 7],
+        activation=activation,
+        batch_norm=batch_norm,
+        dropout=0.3,
+        rng=rng,
         dtype=dtype,
     )
     for _ in range(3):  # moving statistics away from their initial 0 and 1
