@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import type_of_target
 
 from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
+from optuna_dl.tuning.pruning import may_prune
 from optuna_dl.tuning.space import SearchSpace
 
 
@@ -190,8 +191,7 @@ class Objective:
         losses: list[float] = []
         fold_curve: list[list[float]] = []
         stalled = 0
-        # Asking a NopPruner is a storage read per epoch that cannot change anything.
-        prunes = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
+        pruner = trial.study.pruner
         try:
             for epoch in range(1, self.max_epochs + 1):
                 epoch_losses = [self._epoch(trial, m, Xt, yt) for m, Xt, yt, _, _ in folds]
@@ -202,7 +202,7 @@ class Objective:
                 fold_curve.append(fold_scores)
                 losses.append(float(np.mean(epoch_losses)))
                 trial.report(score, epoch)
-                if prunes and trial.should_prune():
+                if may_prune(pruner, epoch) and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
                 if self.patience is not None and stalled >= self.patience:
                     break

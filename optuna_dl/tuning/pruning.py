@@ -1,4 +1,10 @@
-"""Per-epoch pruning for any Optuna pruner."""
+"""Per-epoch pruning for any Optuna pruner.
+
+Every epoch is reported to the trial (one write), but the pruner is asked only at the
+epochs where its own rules allow a decision (:func:`may_prune`): asking means reading
+the whole trial back from storage, and Hyperband, for instance, can only stop a trial
+at a handful of rung epochs.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,68 @@ from optuna_dl.callbacks import EpochCallback, EpochRecord
 MONITORS = ("validation_score", "loss")
 
 
+def may_prune(pruner: optuna.pruners.BasePruner, step: int) -> bool:
+    """Whether ``pruner`` could stop a trial that has just reported ``step``.
+
+    For a trial that reports every step in order (1, 2, 3, ... or 0, 1, 2, ...) and
+    asks the pruner after each report, asking only where this is True gives the same
+    decisions as asking every time. Where a pruner's rule is not known here, or
+    depends on the study (``"auto"`` resources), the answer is True.
+
+    Parameters
+    ----------
+    pruner : optuna.pruners.BasePruner
+    step : int
+        The step just reported.
+
+    Returns
+    -------
+    bool
+        False for ``NopPruner``; for ``MedianPruner``, ``PercentilePruner`` and
+        ``ThresholdPruner``, True from ``n_warmup_steps`` on, every ``interval_steps``;
+        for ``SuccessiveHalvingPruner`` and ``HyperbandPruner``, True only at the rung
+        steps ``min_resource * reduction_factor**k`` (``k >= min_early_stopping_rate``
+        for successive halving, any ``k >= 0`` for Hyperband's brackets).
+
+    Examples
+    --------
+    >>> hyperband = optuna.pruners.HyperbandPruner(min_resource=2, max_resource=40)
+    >>> [step for step in range(1, 41) if may_prune(hyperband, step)]
+    [2, 6, 18]
+    """
+    if isinstance(pruner, optuna.pruners.NopPruner):
+        return False
+    if isinstance(
+        pruner,
+        (optuna.pruners.PercentilePruner, optuna.pruners.ThresholdPruner),  # Median too
+    ):
+        warmup = getattr(pruner, "_n_warmup_steps", None)
+        interval = getattr(pruner, "_interval_steps", None)
+        if not (isinstance(warmup, int) and isinstance(interval, int) and interval >= 1):
+            return True
+        return step >= warmup and (step - warmup) % interval == 0
+    if isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner):
+        first_rung = getattr(pruner, "_min_early_stopping_rate", None)
+    elif isinstance(pruner, optuna.pruners.HyperbandPruner):
+        first_rung = 0 if isinstance(getattr(pruner, "_max_resource", None), int) else None
+    else:
+        return True
+    resource = getattr(pruner, "_min_resource", None)
+    factor = getattr(pruner, "_reduction_factor", None)
+    if not all(isinstance(v, int) and v >= 1 for v in (resource, factor)) or not (
+        isinstance(first_rung, int) and first_rung >= 0 and factor >= 2
+    ):
+        return True
+    rung_step = resource * factor**first_rung
+    while rung_step < step:
+        rung_step *= factor
+    return rung_step == step
+
+
 class PruningCallback(EpochCallback):
     """Report each epoch to an Optuna trial and stop the trial when the pruner says so.
+
+    The pruner is asked only at the epochs where it could decide (:func:`may_prune`).
 
     Register it with ``DeepNetClassifier.set_callbacks``. With
     ``monitor="validation_score"`` the estimator needs ``early_stopping=True`` (that
@@ -46,6 +112,6 @@ class PruningCallback(EpochCallback):
                 "set early_stopping=True on the estimator or use monitor='loss'."
             )
         self.trial.report(float(value), record.epoch)
-        if self.trial.should_prune():
+        if may_prune(self.trial.study.pruner, record.epoch) and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
         return False

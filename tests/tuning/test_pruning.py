@@ -13,7 +13,7 @@ from sklearn.datasets import make_classification
 
 from optuna_dl import DeepNetClassifier
 from optuna_dl.tuning.objective import Objective
-from optuna_dl.tuning.pruning import PruningCallback
+from optuna_dl.tuning.pruning import PruningCallback, may_prune
 from optuna_dl.tuning.space import Dimension, SearchSpace
 
 MAX_EPOCHS = 10
@@ -271,3 +271,87 @@ def test_wilcoxon_keeps_a_trial_as_good_as_the_best(data):
     assert list(frozen.intermediate_values) == [0, 1, 2, 3, 4]
     assert frozen.value == pytest.approx(max(frozen.user_attrs["learning_curve"]))
     assert np.mean(frozen.user_attrs["fold_scores"]) >= frozen.value - 1e-12
+
+
+# ------------------------------------------------------------------ may_prune
+def _decisions(make_pruner, ask_all: bool, *, first_step: int) -> list[tuple[str, int]]:
+    """Run 40 trials of noisy rising curves (up to 30 steps) with the pruner asked at
+    every step (``ask_all``) or only where ``may_prune`` says it could decide; the
+    trials' states and last steps."""
+    rng = np.random.default_rng(0)
+    pruner = make_pruner()
+    study = optuna.create_study(direction="maximize", pruner=pruner, study_name="same-brackets")
+    for _ in range(40):
+        trial = study.ask()
+        level, slope = rng.uniform(0.2, 0.6), rng.uniform(0.0, 0.02)
+        state = TrialState.COMPLETE
+        for step in range(first_step, first_step + 30):
+            value = level + slope * step + rng.normal(0, 0.03)
+            trial.report(value, step)
+            asked = trial.should_prune() if ask_all or may_prune(pruner, step) else None
+            if asked is None:
+                # Where may_prune says no decision is possible, the pruner agrees.
+                assert not pruner.prune(study, study._storage.get_trial(trial._trial_id))
+            elif asked:
+                state = TrialState.PRUNED
+                break
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    return [(t.state.name, t.last_step) for t in study.trials]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("first_step", [0, 1])
+@pytest.mark.parametrize(
+    "make_pruner",
+    [
+        optuna.pruners.NopPruner,
+        optuna.pruners.MedianPruner,
+        lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=4),
+        lambda: optuna.pruners.PercentilePruner(40.0, n_warmup_steps=3, interval_steps=4),
+        lambda: optuna.pruners.ThresholdPruner(lower=0.45, n_warmup_steps=2, interval_steps=3),
+        optuna.pruners.SuccessiveHalvingPruner,  # min_resource="auto"
+        lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3),
+        lambda: optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=2, min_early_stopping_rate=1
+        ),
+        lambda: optuna.pruners.HyperbandPruner(min_resource=2, max_resource=30),
+        lambda: optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=30, reduction_factor=2
+        ),
+        optuna.pruners.HyperbandPruner,  # max_resource="auto"
+        lambda: optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), patience=2),
+    ],
+)
+def test_asking_only_where_may_prune_changes_no_decision(make_pruner, first_step):
+    every_step = _decisions(make_pruner, True, first_step=first_step)
+    where_possible = _decisions(make_pruner, False, first_step=first_step)
+    assert where_possible == every_step
+    if not isinstance(make_pruner(), optuna.pruners.NopPruner):
+        assert any(state == "PRUNED" for state, _ in every_step), "the case prunes nothing"
+
+
+def test_may_prune_names_the_rung_steps():
+    hyperband = optuna.pruners.HyperbandPruner(min_resource=2, max_resource=40)
+    halving = optuna.pruners.SuccessiveHalvingPruner(min_resource=3, min_early_stopping_rate=1)
+    median = optuna.pruners.MedianPruner(n_warmup_steps=5, interval_steps=3)
+    steps = range(0, 41)
+    assert [s for s in steps if may_prune(hyperband, s)] == [2, 6, 18]
+    assert [s for s in steps if may_prune(halving, s)] == [12]  # 3 * 4**1; 3 * 4**2 = 48
+    assert [s for s in steps if may_prune(median, s)] == [
+        5,
+        8,
+        11,
+        14,
+        17,
+        20,
+        23,
+        26,
+        29,
+        32,
+        35,
+        38,
+    ]
+    assert not any(may_prune(optuna.pruners.NopPruner(), s) for s in steps)
+    # Unknown rules, or ones that depend on the study, are always asked.
+    assert all(may_prune(optuna.pruners.HyperbandPruner(), s) for s in steps)
+    assert all(may_prune(optuna.pruners.SuccessiveHalvingPruner(), s) for s in steps)
