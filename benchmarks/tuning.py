@@ -412,27 +412,24 @@ def run_deepnet(data, folds, args, pruned: bool, directory: str) -> dict:
     }
 
 
+def mlp_pipeline(pipeline_class, mlp_class, args):
+    """``StandardScaler -> MLP`` with the run's epochs, patience and seed."""
+    from sklearn.preprocessing import StandardScaler
+
+    mlp = mlp_class(max_iter=args.epochs, n_iter_no_change=args.patience, random_state=0)
+    return pipeline_class([("scale", StandardScaler()), ("mlp", mlp)])
+
+
 def run_randomized(data, folds, args) -> dict:
     from sklearn.model_selection import RandomizedSearchCV
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
     X_train, X_test, y_train, y_test = data
     LayeredMLP, _ = mlp_classes()
     _, space = mlp_distributions(args.max_units)
     LayeredMLP.epochs_trained = 0
     search = RandomizedSearchCV(
-        Pipeline(
-            [
-                ("scale", StandardScaler()),
-                (
-                    "mlp",
-                    LayeredMLP(
-                        max_iter=args.epochs, n_iter_no_change=args.patience, random_state=0
-                    ),
-                ),
-            ]
-        ),
+        mlp_pipeline(Pipeline, LayeredMLP, args),
         {f"mlp__{name}": d for name, d in space.items()},
         n_iter=args.trials,
         cv=folds,
@@ -458,7 +455,6 @@ def run_randomized(data, folds, args) -> dict:
 def run_optuna_search(data, folds, args, directory: str) -> dict:
     import optuna
     import optuna_integration
-    from sklearn.preprocessing import StandardScaler
 
     X_train, X_test, y_train, y_test = data
     LayeredMLP, PartialFitPipeline = mlp_classes()
@@ -476,17 +472,7 @@ def run_optuna_search(data, folds, args, directory: str) -> dict:
             pruner=make_pruner(args.pruner, args.epochs),
         )
         search = optuna_integration.OptunaSearchCV(
-            PartialFitPipeline(
-                [
-                    ("scale", StandardScaler()),
-                    (
-                        "mlp",
-                        LayeredMLP(
-                            max_iter=args.epochs, n_iter_no_change=args.patience, random_state=0
-                        ),
-                    ),
-                ]
-            ),
+            mlp_pipeline(PartialFitPipeline, LayeredMLP, args),
             {f"mlp__{name}": d for name, d in space.items()},
             cv=folds,
             enable_pruning=True,

@@ -95,17 +95,10 @@ def _search_best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     steered by hand, not the study's validation (often cross-validation), and their
     model is already in their checkpoints.
     """
+    from optuna_dl.analysis._summary import best_trials
     from optuna_dl.tuning.workers import is_babysat
 
-    completed = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not is_babysat(t) and t.value is not None
-    ]
-    if not completed:
-        return None
-    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-    return max(completed, key=lambda t: (sign * t.value, -t.number))
+    return next((t for t in best_trials(study, k=None) if not is_babysat(t)), None)
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -195,8 +188,7 @@ def _discard_if_empty(storage: Any, name: str, new_file: Path | None) -> None:
             return
         others = [s for s in storage.get_all_studies() if s.study_name != name]
         if new_file is not None and not others:
-            storage.remove_session()
-            storage.engine.dispose()
+            close_storage(storage)
             remove_sqlite_file(new_file)
         else:
             storage.delete_study(study_id)

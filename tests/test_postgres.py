@@ -41,30 +41,7 @@ ENV = {
 ROLE = "optuna_dl"
 
 # Slow enough trials (1-5 s) that a worker can be killed in the middle of one.
-SLOW_STUDY = """\
-name = "{name}"
-n_trials = {n_trials}
-seed = 0
-
-[data]
-source = "iris"
-
-[estimator]
-batch_size = 4
-
-[search]
-max_epochs = {max_epochs}
-patience = 100
-
-[space.batch_size]
-enabled = false
-
-[space.n_units]
-high = 128
-
-[pruner]
-name = "NopPruner"
-"""
+SLOW_STUDY = (Path(__file__).parent / "data" / "slow_iris_study.toml.template").read_text()
 
 
 # ------------------------------------------------------------------ the server
@@ -100,7 +77,8 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def _study_file(tmp_path: Path, name: str, n_trials: int, max_epochs: int = 20) -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(SLOW_STUDY.format(name=name, n_trials=n_trials, max_epochs=max_epochs))
+    text = SLOW_STUDY.format(name=name, n_trials=n_trials, max_epochs=max_epochs, max_units=128)
+    path.write_text(text)
     return path
 
 

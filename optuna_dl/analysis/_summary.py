@@ -46,8 +46,9 @@ def peak_parallel(trials: list[FrozenTrial]) -> int:
     return peak
 
 
-def best_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
-    """The ``k`` best completed trials (first objective, in the study's direction)."""
+def best_trials(study: optuna.Study, k: int | None = 5) -> list[FrozenTrial]:
+    """The ``k`` best completed trials (first objective, in the study's direction; ties
+    to the earlier trial); all of them, best first, for ``k=None``."""
     completed = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -54,30 +54,9 @@ ENV = {
 N_TRIALS = 4
 # Trials of about a second (batch size 4, 40 epochs), so that a process can be killed
 # in the middle of one.
-STUDY = f"""\
-name = "crash"
-n_trials = {N_TRIALS}
-seed = 0
-
-[data]
-source = "iris"
-
-[estimator]
-batch_size = 4
-
-[search]
-max_epochs = 40
-patience = 100
-
-[space.batch_size]
-enabled = false
-
-[space.n_units]
-high = 64
-
-[pruner]
-name = "NopPruner"
-"""
+STUDY = (Path(__file__).parents[1] / "data" / "slow_iris_study.toml.template").read_text().format(
+    name="crash", n_trials=N_TRIALS, max_epochs=40, max_units=64
+)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 #: kills injected, trials checked, trials lost, ... (summed over the scenarios)
 COUNTS: collections.Counter = collections.Counter()

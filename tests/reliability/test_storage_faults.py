@@ -60,30 +60,7 @@ ENV = {
     "OPTUNA_DL_GRACE_PERIOD": "3",
     "PYTHONUNBUFFERED": "1",
 }
-STUDY = """\
-name = "faults"
-n_trials = {n_trials}
-seed = 0
-
-[data]
-source = "iris"
-
-[estimator]
-batch_size = 4
-
-[search]
-max_epochs = {max_epochs}
-patience = 100
-
-[space.batch_size]
-enabled = false
-
-[space.n_units]
-high = 64
-
-[pruner]
-name = "NopPruner"
-"""
+STUDY = (Path(__file__).parents[1] / "data" / "slow_iris_study.toml.template").read_text()
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 #: per fault: injected, finished trials before it, trials lost, ...
 COUNTS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -93,7 +70,8 @@ COUNTS: dict[str, collections.Counter] = collections.defaultdict(collections.Cou
 def study_file(folder: Path, *, n_trials: int = 4, max_epochs: int = 3) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "faults.toml"
-    path.write_text(STUDY.format(n_trials=n_trials, max_epochs=max_epochs))
+    text = STUDY.format(name="faults", n_trials=n_trials, max_epochs=max_epochs, max_units=64)
+    path.write_text(text)
     return path
 
 
