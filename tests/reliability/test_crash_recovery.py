@@ -54,8 +54,10 @@ ENV = {
 N_TRIALS = 4
 # Trials of about a second (batch size 4, 40 epochs), so that a process can be killed
 # in the middle of one.
-STUDY = (Path(__file__).parents[1] / "data" / "slow_iris_study.toml.template").read_text().format(
-    name="crash", n_trials=N_TRIALS, max_epochs=40, max_units=64
+STUDY = (
+    (Path(__file__).parents[1] / "data" / "slow_iris_study.toml.template")
+    .read_text()
+    .format(name="crash", n_trials=N_TRIALS, max_epochs=40, max_units=64)
 )
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 #: kills injected, trials checked, trials lost, ... (summed over the scenarios)
