@@ -49,3 +49,4 @@ def test_tuning_benchmark_quick_run() -> None:
         assert line is not None, target
         assert line.split()[-1] in ("yes", "no"), line
     assert "learning curves reproduced" in out
+    assert "(seeds: mean held-out accuracy of the best configuration refit" in out
