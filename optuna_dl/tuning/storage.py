@@ -30,6 +30,7 @@ of a killed process, and is failed and run again once the study resumes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import re
@@ -527,7 +528,62 @@ def _open(url: str, retries: int, interval: int, grace: int) -> optuna.storages.
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
-    """Mark trials whose worker stopped sending heartbeats as failed (and retry them)."""
+    """Mark trials whose worker stopped sending heartbeats as failed (and retry them).
+
+    Optuna's check passes over a RUNNING trial that never recorded a heartbeat: one
+    whose process died, or lost its database, between creating the trial and the first
+    beat of its heartbeat thread. Such a trial would stay RUNNING for ever, and a run
+    waiting for it would wait for ever; it is failed and retried here too, once it
+    started more than the grace period ago (by the clock of this machine, since
+    Optuna records a trial's start in the creating process's local time).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+        for trial_id in _trials_without_heartbeat(study):
+            _fail_and_retry(study, trial_id)
+
+
+def _trials_without_heartbeat(study: optuna.Study) -> list[int]:
+    """RUNNING trials of ``study`` that have no heartbeat and started more than the
+    grace period ago (none for a storage without heartbeats)."""
+    import datetime
+
+    from optuna.storages._rdb import models
+    from sqlalchemy import select
+
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps RDBStorage in a cache
+    if not isinstance(backend, optuna.storages.RDBStorage) or backend.heartbeat_interval is None:
+        return []
+    grace = backend.grace_period or 2 * backend.heartbeat_interval
+    started_before = datetime.datetime.now() - datetime.timedelta(seconds=grace)
+    trial, heartbeat = models.TrialModel, models.TrialHeartbeatModel
+    query = select(trial.trial_id).where(
+        trial.study_id == study._study_id,
+        trial.state == optuna.trial.TrialState.RUNNING,
+        trial.trial_id.not_in(select(heartbeat.trial_id)),
+    )
+    with backend.engine.connect() as connection:
+        silent = [row[0] for row in connection.execute(query)]
+    # FrozenTrial.datetime_start is local time (the column is UTC; Optuna converts it).
+    return [
+        trial_id
+        for trial_id in silent
+        if (started := storage.get_trial(trial_id).datetime_start) is not None
+        and started < started_before
+    ]
+
+
+def _fail_and_retry(study: optuna.Study, trial_id: int) -> None:
+    """What Optuna does to a stale trial: FAIL it, then run the storage's stale-trial
+    callback (which queues a copy to run again)."""
+    storage = study._storage
+    try:
+        if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+            return
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # another process got there first
+    callback = storage.get_heartbeat_stale_trial_callback()
+    if callback is not None:
+        callback(study, copy.deepcopy(storage.get_trial(trial_id)))

@@ -1,17 +1,24 @@
 """SQLite files opened for writing use the write-ahead log; closing restores an
-ordinary rollback-journal file (readable from a read-only folder)."""
+ordinary rollback-journal file (readable from a read-only folder); stale trials,
+including ones that never sent a heartbeat, are failed and retried."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
 
 from optuna_dl.tuning.storage import (
+    GRACE_PERIOD_ENV,
+    HEARTBEAT_INTERVAL_ENV,
     WAL_PAGES,
     close_storage,
+    fail_stale_trials,
     open_storage,
     remove_sqlite_file,
     use_write_ahead_log,
@@ -95,3 +102,28 @@ def test_closing_a_removed_file_does_not_create_it_again(tmp_path: Path) -> None
     remove_sqlite_file(db)
     close_storage(storage)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_running_trial_that_never_sent_a_heartbeat_is_failed_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that dies (or loses its database) between creating a trial and the
+    first heartbeat leaves a RUNNING trial with no heartbeat, which Optuna never fails:
+    a resumed run would wait for it for ever."""
+    monkeypatch.setenv(HEARTBEAT_INTERVAL_ENV, "1")
+    monkeypatch.setenv(GRACE_PERIOD_ENV, "2")
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'h.db'}"))
+    study.ask({"x": FloatDistribution(0.0, 1.0)})  # created; no heartbeat thread ran
+    fail_stale_trials(study)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]  # may still be alive
+    time.sleep(2.5)  # past the grace period
+    optuna.storages.fail_stale_trials(study)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]  # Optuna leaves it
+    fail_stale_trials(study)
+    first, retry = study.trials
+    assert (first.state, retry.state) == (TrialState.FAIL, TrialState.WAITING)
+    assert retry.params == first.params
+    assert retry.system_attrs["failed_trial"] == first.number
+    fail_stale_trials(study)  # nothing more to do: no second retry
+    assert len(study.trials) == 2
