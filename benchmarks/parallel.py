@@ -94,8 +94,8 @@ def cpu_seconds() -> float:
 
 
 def run_row(label: str, extra: list[str], study_text: str, trials: int) -> dict:
-    from optuna_dl.tuning.config import config_to_dict, load_config
-    from optuna_dl.tuning.workers import CONFIG_ATTR, finished_trials
+    from optuna_dl.runs.budget import finished_trials
+    from optuna_dl.runs.config import CONFIG_ATTR, config_to_dict, load_config
 
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "digits_parallel.toml"
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip the plain run row")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from optuna_dl.tuning.workers import cpu_count
+    from optuna_dl._pool import cpu_count
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_text = STUDY.format(trials=args.trials, epochs=args.epochs)

@@ -19,7 +19,7 @@ small layers on one thread anyway). The settings follow the README's default stu
   6 and 18),
   ``patience`` epochs without improvement end a trial. The study lives in a new
   SQLite file opened the way the command line opens its default storage
-  (``sqlite:///<study>.db`` through ``optuna_dl.tuning.storage.open_storage`` and
+  (``sqlite:///<study>.db`` through ``optuna_dl.runs.storage.open_storage`` and
   ``use_write_ahead_log``: heartbeats on, write-ahead log), and is named, as the
   command line names it. ``--pruner`` swaps successive halving for
   ``HyperbandPruner(min_resource=2, max_resource=epochs)`` (which assigns trials to
@@ -361,7 +361,7 @@ def seed_spread(search, data) -> list[float]:
 
 def open_default_storage(directory: str, name: str, clock: OptunaClock):
     """A new SQLite study file, opened as the command line opens its default storage."""
-    from optuna_dl.tuning.storage import open_storage, use_write_ahead_log
+    from optuna_dl.runs.storage import open_storage, use_write_ahead_log
 
     started = time.perf_counter()
     storage = open_storage(f"sqlite:///{Path(directory) / (name + '.db')}")
@@ -646,7 +646,7 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold, train_test_split
     from threadpoolctl import threadpool_limits
 
-    from optuna_dl.tuning.workers import cpu_count
+    from optuna_dl._pool import cpu_count
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", ConvergenceWarning)

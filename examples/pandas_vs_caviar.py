@@ -6,7 +6,7 @@ rate when the curve flattens. With enough compute, train many models in parallel
 ("caviar") and keep the best. On a 2-core machine, which gets further in the same
 wall-clock time?
 
-Pandas here is the package's babysit module (``optuna_dl.babysit.babysit``, what
+Pandas here is the package's babysit module (``optuna_dl.runs.babysit.babysit``, what
 ``optuna-dl babysit`` runs), driven by a scripted babysitter standing in for the
 person: train ``--chunk`` epochs, look at the validation curve, and resume from the
 last checkpoint with the learning rate divided by 3 when the chunk did not improve
@@ -43,9 +43,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from optuna_dl import DeepNetClassifier
-from optuna_dl.babysit import babysit
-from optuna_dl.tuning.config import StudyConfig, load_config
-from optuna_dl.tuning.export import refit_best
+from optuna_dl.runs.babysit import babysit
+from optuna_dl.runs.config import StudyConfig, load_config
+from optuna_dl.runs.export import refit_best
 
 STUDY = """\
 name = "{name}"

@@ -7,7 +7,6 @@ before the study file has been fully validated.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
@@ -20,27 +19,11 @@ from typing import Any, NoReturn
 import optuna
 from optuna.trial import TrialState
 
-from optuna_dl.tuning.config import (
-    CONFIG_ATTR,
-    ConfigError,
-    StudyConfig,
-    config_to_dict,
-    load_config,
-)
-from optuna_dl.tuning.interrupts import InterruptGuard
-from optuna_dl.tuning.storage import (
-    QuietStorageFailures,
-    StorageError,
-    close_storage,
-    fail_stale_trials,
-    guard_storage,
-    open_storage,
-    redact,
-    remove_sqlite_file,
-    sqlite_file,
-    storage_errors,
-    use_write_ahead_log,
-)
+from optuna_dl.records import TrialRecord, best_trials, estimator_params
+from optuna_dl.runs.config import ConfigError, StudyConfig, load_config
+from optuna_dl.runs.runner import run_trials
+from optuna_dl.runs.storage import StorageError
+from optuna_dl.runs.study import OpenStudy, open_study
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -68,26 +51,6 @@ def _config(args: argparse.Namespace) -> StudyConfig:
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def _load_study(config: StudyConfig) -> optuna.Study:
-    _require_storage(config.storage)
-    storage = open_storage(config.storage)
-    try:
-        with storage_errors(config.storage):
-            return optuna.load_study(study_name=config.name, storage=storage)
-    except KeyError:
-        raise CommandError(
-            f"no study named {config.name!r} in {redact(config.storage)}; run "
-            f"'optuna-dl run {config.path}' first."
-        ) from None
-
-
-def _require_storage(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        file = Path(url[len("sqlite:///") :])
-        if not file.exists():
-            raise CommandError(f"storage file {str(file)!r} does not exist yet.")
-
-
 def _search_best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best completed trial of the search, or None.
 
@@ -95,10 +58,7 @@ def _search_best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     steered by hand, not the study's validation (often cross-validation), and their
     model is already in their checkpoints.
     """
-    from optuna_dl.analysis._summary import best_trials
-    from optuna_dl.tuning.workers import is_babysat
-
-    return next((t for t in best_trials(study, k=None) if not is_babysat(t)), None)
+    return next(iter(best_trials(study, 1, babysat=False)), None)
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -109,10 +69,6 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
             "(babysat trials are not counted: their models are in their checkpoints)."
         )
     return best
-
-
-def _describe_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    return dict(trial.user_attrs.get("estimator_params", trial.params))
 
 
 def _format_value(value: Any) -> str:
@@ -133,184 +89,22 @@ def command_run(args: argparse.Namespace) -> int:
     config = _config(args)
     X_train, _, y_train, _ = config.load_data()
     objective = config.make_objective(X_train, y_train)
-    file = sqlite_file(config.storage)
-    new_file = file is not None and not file.exists()
-    storage = open_storage(config.storage)
     # The study file has been validated and the data read: from here on, storage is written.
-    created = resumable = False
-    try:
-        with storage_errors(config.storage), QuietStorageFailures(config.storage) as background:
-            stored = _stored_directions(storage, config.name)
-            if stored is not None and stored != [config.direction]:
-                raise CommandError(
-                    f"{config.path}: key 'direction': study {config.name!r} in "
-                    f"{redact(config.storage)} was created to {' and '.join(stored)}, not "
-                    f"to {config.direction}; change direction or the study's name."
-                )
-            study = config.create_study(storage)
-            created = stored is None
-            study.set_user_attr(CONFIG_ATTR, config_to_dict(config))
-            resumable = True
-            use_write_ahead_log(storage)
-            status = _run_study(study, config, objective, workers, args.quiet)
-        background.report()
-        return status
-    except StorageError as error:
-        if created:
-            _discard_if_empty(storage, config.name, file if new_file else None)
-        if not resumable:
-            raise
-        reason = str(error).rstrip(".")
-        raise StorageError(
-            f"{reason}. Finished trials are kept; run 'optuna-dl run {config.path}' again "
-            "once the storage works, to resume."
-        ) from None
-    finally:
-        close_storage(storage)
+    with open_study(config, mode="run") as opened:
+        return _run_study(opened, objective, workers, args.quiet)
 
 
-def _stored_directions(storage: Any, name: str) -> list[str] | None:
-    """The directions of study ``name`` in ``storage`` (None: there is no such study)."""
-    try:
-        study_id = storage.get_study_id_from_name(name)
-    except KeyError:
-        return None
-    return [d.name.lower() for d in storage.get_study_directions(study_id)]
-
-
-def _discard_if_empty(storage: Any, name: str, new_file: Path | None) -> None:
-    """After a storage failure, remove what this run created if it holds no trial: the
-    study, or the SQLite file it created. Best effort; nothing is removed if the
-    storage cannot even be read."""
-    with contextlib.suppress(Exception):
-        study_id = storage.get_study_id_from_name(name)
-        if storage.get_all_trials(study_id, deepcopy=False):
-            return
-        others = [s for s in storage.get_all_studies() if s.study_name != name]
-        if new_file is not None and not others:
-            close_storage(storage)
-            remove_sqlite_file(new_file)
-        else:
-            storage.delete_study(study_id)
-
-
-def _run_study(
-    study: optuna.Study,
-    config: StudyConfig,
-    objective: Any,
-    workers: int | None,
-    quiet: bool,
-) -> int:
-    from optuna_dl.tuning.workers import tally
-
-    # Finished: COMPLETE, PRUNED or FAIL, but not a stale failure a heartbeat retry
-    # replaced and not a babysat trial (see optuna_dl.tuning.workers).
-    fail_stale_trials(study)
-    now = tally(study.get_trials(deepcopy=False))
-    remaining = None if config.n_trials is None else max(config.n_trials - now.finished, 0)
-    print(
-        f"study {config.name!r} in {redact(config.storage)}: {now.finished} trials finished"
-        + (f", {remaining} to run" if remaining is not None else "")
-        + (
-            f" ({now.running} RUNNING in another process or left by a stopped run)"
-            if remaining and now.running
-            else ""
-        ),
-        flush=True,
-    )
+def _run_study(opened: OpenStudy, objective: Any, workers: int | None, quiet: bool) -> int:
     started = time.perf_counter()
-    interrupted = False
-    status = 0
-    if remaining != 0 and workers is not None:
-        from optuna_dl.tuning.workers import run_workers
-
-        status = run_workers(config, workers, quiet=quiet)
-        interrupted = status == 130
-    elif remaining != 0:
-        interrupted = _optimize(study, config, guard_storage(objective), quiet)
-    _print_summary(study, config, time.perf_counter() - started)
-    _write_report(study, config)
-    if interrupted:
-        print(f"interrupted: storage is consistent; run 'optuna-dl run {config.path}' to resume.")
-        return 130
-    return status
-
-
-def _optimize(study: optuna.Study, config: StudyConfig, objective: Any, quiet: bool) -> bool:
-    """Run trials in this process until the study has ``n_trials`` finished trials, as
-    the workers count them (see :mod:`optuna_dl.tuning.workers`); True if interrupted.
-
-    A trial left RUNNING by a run that was killed counts as committed: once its
-    heartbeat is older than the grace period it is failed and a copy with the same
-    parameters is queued, which this loop runs. If the target is reached while such a
-    trial is still RUNNING, the loop waits for it (it may be alive in another process)
-    until it finishes or is failed and queued again.
-    """
-    from optuna_dl.tuning.workers import POLL_SECONDS, tally
-
-    target = config.n_trials
-    deadline = None if config.timeout is None else time.monotonic() + config.timeout
-
-    def should_start() -> tuple[bool, Any]:
-        fail_stale_trials(study)
-        now = tally(study.get_trials(deepcopy=False))
-        return now.waiting > 0 or target is None or now.committed < target, now
-
-    def stop_at_target(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if not should_start()[0]:
-            study.stop()
-
-    guard = InterruptGuard()
-    callbacks = ([] if quiet else [_print_trial]) + [guard.after_trial, stop_at_target]
-    waiting_said = False
-    try:
-        with guard:
-            while not guard.pending:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    break
-                start, now = should_start()
-                if start:
-                    # At most one trial per place not yet finished: a stale trial's
-                    # copy takes the place of the trial it replaces.
-                    study.optimize(
-                        guard.wrap(objective),
-                        n_trials=None if target is None else max(target - now.finished, 1),
-                        timeout=left,
-                        show_progress_bar=sys.stderr.isatty() and not quiet,
-                        callbacks=callbacks,
-                    )
-                    continue
-                if now.running == 0:
-                    break
-                if not waiting_said:
-                    print(
-                        f"waiting for {now.running} RUNNING trial(s): another process's, or "
-                        "a stopped run's, failed after the heartbeat grace period and run "
-                        "again here",
-                        flush=True,
-                    )
-                    waiting_said = True
-                time.sleep(POLL_SECONDS)
-    except KeyboardInterrupt:
-        return True
-    return guard.pending
-
-
-def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    if trial.state == TrialState.COMPLETE:
-        outcome = f"value {trial.value:.4f}"
-    elif trial.state == TrialState.PRUNED:
-        reason = trial.user_attrs.get("diverged")
-        outcome = (
-            "diverged" if reason else f"pruned after {trial.user_attrs.get('epochs', '?')} epochs"
+    status = run_trials(opened, objective, workers=workers, quiet=quiet)
+    _print_summary(opened.study, opened.config, time.perf_counter() - started)
+    _write_report(opened.study, opened.config)
+    if status == 130:
+        print(
+            f"interrupted: storage is consistent; run 'optuna-dl run {opened.config.path}' "
+            "to resume."
         )
-    else:
-        outcome = trial.state.name.lower()
-    seconds = trial.duration.total_seconds() if trial.duration else 0.0
-    retry = trial.system_attrs.get("failed_trial")
-    note = f" [retry of trial {retry}]" if retry is not None else ""
-    print(f"  trial {trial.number:4d}: {outcome}  ({seconds:.1f} s){note}", flush=True)
+    return status
 
 
 def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> None:
@@ -330,7 +124,7 @@ def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> 
     )
     print(f"best {config.scoring} ({validation}): {best.value:.4f} (trial {best.number})")
     print("best parameters:")
-    for name, value in _describe_params(best).items():
+    for name, value in estimator_params(best).items():
         print(f"  {name} = {_format_value(value)}")
     if counts[TrialState.COMPLETE] >= 2:
         try:
@@ -363,17 +157,17 @@ def _write_report(study: optuna.Study, config: StudyConfig) -> None:
 
 def command_best(args: argparse.Namespace) -> int:
     config = _config(args)
-    study = _load_study(config)
-    with storage_errors(config.storage):
-        best = _best_trial(study)
+    with open_study(config) as opened:
+        best = _best_trial(opened.study)
+    record = TrialRecord.from_trial(best)
     summary = {
         "study": config.name,
         "trial": best.number,
         "value": best.value,
-        "params": _describe_params(best),
+        "params": estimator_params(best),
         "sampled_params": best.params,
-        "best_epoch": best.user_attrs.get("best_epoch"),
-        "epochs": best.user_attrs.get("epochs"),
+        "best_epoch": record.best_epoch,
+        "epochs": record.epochs,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -385,12 +179,11 @@ def command_best(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from optuna_dl.tuning.export import refit_best
+    from optuna_dl.runs.export import refit_best
 
     config = _config(args)
-    study = _load_study(config)
-    with storage_errors(config.storage):
-        best = _best_trial(study)
+    with open_study(config) as opened:
+        best = _best_trial(opened.study)
     X_train, X_test, y_train, y_test = config.load_data()
     model, pipeline_accuracy = refit_best(config, best, X_train, y_train, X_test, y_test)
     output = Path(args.output)
@@ -412,7 +205,7 @@ def command_export(args: argparse.Namespace) -> int:
 def command_worker(args: argparse.Namespace) -> int:
     import os
 
-    from optuna_dl.tuning.workers import WorkerError, run_worker
+    from optuna_dl.runs.workers import run_worker
 
     url = args.storage or os.environ.get("OPTUNA_DL_STORAGE", "")
     if not url.strip():
@@ -426,23 +219,19 @@ def command_worker(args: argparse.Namespace) -> int:
         raise CommandError(f"--timeout must be in (0, 2592000] seconds; got {args.timeout}.")
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise CommandError(f"--threads must be between 1 and 1024; got {args.threads}.")
-    _require_storage(url)
-    try:
-        report = run_worker(
-            url,
-            args.study,
-            n_trials=args.n_trials,
-            timeout=args.timeout,
-            threads=args.threads,
-            quiet=args.quiet,
-        )
-    except WorkerError as error:
-        raise CommandError(str(error)) from None
+    report = run_worker(
+        url,
+        args.study,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        threads=args.threads,
+        quiet=args.quiet,
+    )
     return 130 if report.interrupted else 0
 
 
 def command_babysit(args: argparse.Namespace) -> int:
-    from optuna_dl.babysit import BabysitError, babysit, parse_settings
+    from optuna_dl.runs.babysit import BabysitError, babysit, parse_settings
 
     try:
         settings = parse_settings(args.set or [])

@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 
 from optuna_dl import DeepNetClassifier, cli
 from optuna_dl.cli import main
-from optuna_dl.tuning.config import load_config
+from optuna_dl.runs.config import load_config
 
 IRIS_CSV = Path(__file__).resolve().parents[1] / "studies" / "data" / "iris.csv"
 BIN = Path(sys.executable).parent
@@ -263,7 +263,9 @@ def test_best_json(iris_run, capsys):
 
 @pytest.mark.parametrize("command", ["best", "export"])
 def test_best_and_export_leave_babysat_trials_out(resumable, tmp_path, capsys, command):
-    from optuna_dl.tuning.workers import BABYSIT, MODE_ATTR
+    from optuna_dl.records import BABYSIT
+
+    MODE_ATTR = "mode"
 
     study = load(tmp_path / "cli_iris.db")
     search_best = study.best_trial

@@ -28,9 +28,11 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from optuna_dl.cli import main
-from optuna_dl.tuning.config import config_to_dict, load_config
-from optuna_dl.tuning.storage import open_storage
-from optuna_dl.tuning.workers import CONFIG_ATTR, PID_ATTR, StudyLock, finished_trials
+from optuna_dl.runs.budget import StudyLock, finished_trials
+from optuna_dl.runs.config import CONFIG_ATTR, config_to_dict, load_config
+from optuna_dl.runs.storage import open_storage
+
+PID_ATTR = "worker_pid"
 
 ENV = {
     **os.environ,

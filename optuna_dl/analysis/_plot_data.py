@@ -10,6 +10,8 @@ import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_dl.records import TrialRecord, best_trials
+
 __all__ = [
     "CurveTrial",
     "DistinctValues",
@@ -79,7 +81,7 @@ class TriedPoints(NamedTuple):
 
 def _outcome(trial: FrozenTrial) -> str:
     if trial.state == TrialState.PRUNED:
-        return "diverged" if trial.user_attrs.get("diverged") else "pruned"
+        return "diverged" if TrialRecord.from_trial(trial).diverged else "pruned"
     return {
         TrialState.COMPLETE: "complete",
         TrialState.FAIL: "failed",
@@ -87,14 +89,10 @@ def _outcome(trial: FrozenTrial) -> str:
 
 
 def _best_number(study: optuna.Study) -> int | None:
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not completed or study._is_multi_objective():
+    if len(study.directions) > 1:
         return None
-    finite = [t for t in completed if t.value is not None and math.isfinite(t.value)]
-    if not finite:
-        return None
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(finite, key=lambda t: t.value).number
+    best = best_trials(study, 1)
+    return best[0].number if best else None
 
 
 def learning_curves(study: optuna.Study) -> LearningCurves:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
-import math
 from typing import NamedTuple
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["StudySummary", "best_trials", "peak_parallel", "summarize"]
+from optuna_dl.records import best_trials
+
+__all__ = ["StudySummary", "peak_parallel", "summarize"]
 
 
 class StudySummary(NamedTuple):
@@ -44,20 +45,6 @@ def peak_parallel(trials: list[FrozenTrial]) -> int:
         running += delta
         peak = max(peak, running)
     return peak
-
-
-def best_trials(study: optuna.Study, k: int | None = 5) -> list[FrozenTrial]:
-    """The ``k`` best completed trials (first objective, in the study's direction; ties
-    to the earlier trial); all of them, best first, for ``k=None``."""
-    completed = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.values and math.isfinite(t.values[0])
-    ]
-    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(completed, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))[
-        :k
-    ]
 
 
 def summarize(study: optuna.Study) -> StudySummary:

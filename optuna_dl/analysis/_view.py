@@ -32,6 +32,8 @@ from optuna.distributions import (
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_dl.records import TrialRecord
+
 __all__ = ["Row", "StudyView", "duration_seconds", "make_rows"]
 
 
@@ -78,11 +80,12 @@ class StudyView:
 def duration_seconds(trial: FrozenTrial) -> float:
     """Wall-clock seconds of a finished trial (``nan`` when its times are unknown).
 
-    Falls back to the ``fit_seconds`` user attribute the package's objective records.
+    Falls back to the training time the package's objective records
+    (:attr:`optuna_dl.records.TrialRecord.fit_seconds`).
     """
     if trial.datetime_start is not None and trial.datetime_complete is not None:
         return (trial.datetime_complete - trial.datetime_start).total_seconds()
-    seconds = trial.user_attrs.get("fit_seconds")
+    seconds = TrialRecord.from_trial(trial).fit_seconds
     return float(seconds) if isinstance(seconds, (int, float)) else math.nan
 
 

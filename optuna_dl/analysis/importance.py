@@ -282,7 +282,7 @@ def _rank_rows(
 
 
 def _objective_value(study: optuna.Study) -> Callable[[FrozenTrial], float]:
-    if study._is_multi_objective():
+    if len(study.directions) > 1:
         return lambda t: t.values[0]
     return lambda t: t.value
 
@@ -359,7 +359,7 @@ def param_importances(
     chosen = _as_direction(direction) if direction is not None else default
     trials = study.get_trials(deepcopy=False, states=tuple(states))
     rows, notes = make_rows(trials, value)
-    if study._is_multi_objective() and target == "objective":
+    if len(study.directions) > 1 and target == "objective":
         notes.append("multi-objective study: the first objective is explained")
     return _rank_rows(
         rows,

@@ -373,7 +373,7 @@ def _completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def _single_objective(study: optuna.Study) -> None:
-    if study._is_multi_objective():
+    if len(study.directions) > 1:
         raise PlotUnavailable("multi-objective study: this report draws single-objective plots.")
 
 

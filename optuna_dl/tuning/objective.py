@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import type_of_target
 
 from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
+from optuna_dl.records import TrialRecord
 from optuna_dl.tuning.pruning import may_prune
 from optuna_dl.tuning.space import SearchSpace
 
@@ -167,9 +168,9 @@ class Objective:
             else:
                 curve, losses = self._train_lockstep(trial, folds)
         finally:
-            trial.set_user_attr("fit_seconds", time.perf_counter() - started)
+            TrialRecord(fit_seconds=time.perf_counter() - started).write(trial)
         best = int(np.argmax(curve))
-        trial.set_user_attr("best_epoch", best + 1)
+        TrialRecord(best_epoch=best + 1).write(trial)
         return float(curve[best])
 
     def _epoch(self, trial: optuna.Trial, model: DeepNetClassifier, X: Any, y: Any) -> float:
@@ -182,7 +183,7 @@ class Objective:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if diverged:
             reason = str(diverged[0].message)
-            trial.set_user_attr("diverged", reason)
+            TrialRecord(diverged=reason).write(trial)
             raise optuna.TrialPruned(reason)
         return model.loss_curve_[-1]
 
@@ -207,11 +208,12 @@ class Objective:
                 if self.patience is not None and stalled >= self.patience:
                     break
         finally:
-            trial.set_user_attr("learning_curve", curve)
-            trial.set_user_attr("loss_curve", losses)
-            trial.set_user_attr("epochs", len(curve))
-            if curve:
-                trial.set_user_attr("fold_scores", fold_curve[int(np.argmax(curve))])
+            TrialRecord(
+                learning_curve=curve,
+                loss_curve=losses,
+                epochs=len(curve),
+                fold_scores=fold_curve[int(np.argmax(curve))] if curve else None,
+            ).write(trial)
         return curve, losses
 
     def _train_per_fold(self, trial: optuna.Trial, folds: list) -> tuple[list[float], list[float]]:
@@ -230,9 +232,11 @@ class Objective:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {step + 1} of {len(folds)}")
         finally:
-            trial.set_user_attr("fold_scores", [max(c) for c in fold_curves])
-            trial.set_user_attr("epochs", sum(len(c) for c in fold_curves))
+            TrialRecord(
+                fold_scores=[max(c) for c in fold_curves],
+                epochs=sum(len(c) for c in fold_curves),
+            ).write(trial)
         length = min(len(c) for c in fold_curves)
         curve = [float(np.mean([c[i] for c in fold_curves])) for i in range(length)]
-        trial.set_user_attr("learning_curve", curve)
+        TrialRecord(learning_curve=curve).write(trial)
         return curve, []

@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from optuna_dl._compat import pruner_settings
 from optuna_dl.callbacks import EpochCallback, EpochRecord
 
 MONITORS = ("validation_score", "loss")
@@ -48,23 +49,22 @@ def may_prune(pruner: optuna.pruners.BasePruner, step: int) -> bool:
     """
     if isinstance(pruner, optuna.pruners.NopPruner):
         return False
+    settings = pruner_settings(pruner)
     if isinstance(
         pruner,
         (optuna.pruners.PercentilePruner, optuna.pruners.ThresholdPruner),  # Median too
     ):
-        warmup = getattr(pruner, "_n_warmup_steps", None)
-        interval = getattr(pruner, "_interval_steps", None)
+        warmup, interval = settings["n_warmup_steps"], settings["interval_steps"]
         if not (isinstance(warmup, int) and isinstance(interval, int) and interval >= 1):
             return True
         return step >= warmup and (step - warmup) % interval == 0
     if isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner):
-        first_rung = getattr(pruner, "_min_early_stopping_rate", None)
+        first_rung = settings["min_early_stopping_rate"]
     elif isinstance(pruner, optuna.pruners.HyperbandPruner):
-        first_rung = 0 if isinstance(getattr(pruner, "_max_resource", None), int) else None
+        first_rung = 0 if isinstance(settings["max_resource"], int) else None
     else:
         return True
-    resource = getattr(pruner, "_min_resource", None)
-    factor = getattr(pruner, "_reduction_factor", None)
+    resource, factor = settings["min_resource"], settings["reduction_factor"]
     if not all(isinstance(v, int) and v >= 1 for v in (resource, factor)) or not (
         isinstance(first_rung, int) and first_rung >= 0 and factor >= 2
     ):

@@ -6,10 +6,8 @@ import copy
 import functools
 import numbers
 import os
-import pickle
 import tempfile
 import time
-import traceback
 import types
 import warnings
 from contextlib import ExitStack
@@ -27,7 +25,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from optuna_dl import _validation as rules
+from optuna_dl._pool import cpu_count, run_processes, threads_per_process
 from optuna_dl.estimator import DeepNetClassifier
+from optuna_dl.records import TrialRecord, best_trials, estimator_params
 from optuna_dl.tuning.objective import Objective, final_classifier, param_prefix
 from optuna_dl.tuning.space import SearchSpace
 
@@ -71,7 +71,7 @@ class _TrackedObjective:
         self.objective = objective
 
     def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr("pid", os.getpid())
+        TrialRecord(pid=os.getpid()).write(trial)
         return self.objective(trial)
 
 
@@ -96,7 +96,7 @@ def _open_storage(spec: Any) -> Any:
 
 
 def _worker(
-    conn: Any,
+    *,
     storage: Any,
     study_name: str,
     sampler: optuna.samplers.BaseSampler,
@@ -106,46 +106,21 @@ def _worker(
     timeout: float | None,
     n_threads: int,
     verbosity: int,
-) -> None:
+    stop: Any,
+) -> int:
     """Body of one worker process: load the study and run its share of the trials."""
-    try:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        optuna.logging.set_verbosity(verbosity)
-        with threadpool_limits(limits=n_threads):
-            study = optuna.load_study(
-                study_name=study_name,
-                storage=_open_storage(storage),
-                sampler=sampler,
-                pruner=pruner,
-            )
-            study.optimize(objective, n_trials=n_trials, timeout=timeout)
-        conn.send(("ok", os.getpid(), None))
-    except BaseException as exc:  # reported to the parent, which raises it
-        try:
-            pickle.dumps(exc)
-        except Exception:
-            exc = RuntimeError(repr(exc))
-        conn.send(("error", exc, traceback.format_exc()))
-    finally:
-        conn.close()
-
-
-def _process_context() -> Any:
-    """``forkserver`` where it exists (workers fork from a server that has imported this
-    module once, so only the first parallel fit pays for the imports), else ``spawn``.
-    Neither forks the caller, whose threads and locks a fork would copy."""
-    import multiprocessing
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    from multiprocessing import forkserver
-
-    preload = list(getattr(forkserver._forkserver, "_preload_modules", None) or ["__main__"])
-    if __name__ not in preload:  # effective only before the server first starts
-        context.set_forkserver_preload([*preload, __name__])
-    return context
+    optuna.logging.set_verbosity(verbosity)
+    with threadpool_limits(limits=n_threads):
+        study = optuna.load_study(
+            study_name=study_name,
+            storage=_open_storage(storage),
+            sampler=sampler,
+            pruner=pruner,
+        )
+        study.optimize(objective, n_trials=n_trials, timeout=timeout)
+    return os.getpid()
 
 
 def _run_workers(
@@ -160,65 +135,27 @@ def _run_workers(
     n_threads: int,
 ) -> None:
     """Run one process per entry of ``counts``; raise the first worker error."""
-    from multiprocessing.connection import wait
-
-    context = _process_context()
     verbosity = optuna.logging.get_verbosity()
-    processes: list[Any] = []
-    running: dict[Any, tuple[int, Any]] = {}
-    results: dict[int, tuple[str, Any, Any]] = {}
-    try:
-        for index, count in enumerate(counts):
-            reader, writer = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_worker,
-                args=(
-                    writer,
-                    storage,
-                    study_name,
-                    samplers[index],
-                    copy.deepcopy(pruner),
-                    objective,
-                    count,
-                    timeout,
-                    n_threads,
-                    verbosity,
-                ),
-                name=f"{_OWNER}-worker-{index}",
-            )
-            process.start()
-            writer.close()
-            processes.append(process)
-            running[reader] = (index, process)
-        while running:
-            for reader in wait(list(running)):
-                index, process = running.pop(reader)
-                try:
-                    results[index] = reader.recv()
-                except EOFError:  # the process ended without a word: it crashed
-                    process.join()
-                    results[index] = (
-                        "error",
-                        RuntimeError(
-                            f"{_OWNER} worker process {index} died with exit code "
-                            f"{process.exitcode} before reporting."
-                        ),
-                        None,
-                    )
-                reader.close()
-    finally:
-        for reader, (_, process) in running.items():  # left only if the parent failed
-            reader.close()
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join()
-    for index in sorted(results):
-        status, error, trace = results[index]
-        if status == "error":
-            if trace and hasattr(error, "add_note"):
-                error.add_note(f"Raised in {_OWNER} worker process {index}:\n{trace}")
-            raise error
+    jobs = [
+        {
+            "storage": storage,
+            "study_name": study_name,
+            "sampler": samplers[index],
+            "pruner": copy.deepcopy(pruner),
+            "objective": objective,
+            "n_trials": count,
+            "timeout": timeout,
+            "n_threads": n_threads,
+            "verbosity": verbosity,
+        }
+        for index, count in enumerate(counts)
+    ]
+    outcomes, _ = run_processes(_worker, jobs, name=f"{_OWNER} worker process")
+    for outcome in outcomes:
+        if outcome.error is not None:
+            if outcome.trace and hasattr(outcome.error, "add_note"):
+                outcome.error.add_note(f"Raised in {outcome.name}:\n{outcome.trace}")
+            raise outcome.error
 
 
 class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
@@ -273,8 +210,8 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         Stop a trial when its mean validation score has not improved for this many
         epochs; None trains every trial for ``max_epochs``.
     n_jobs : int, default=1
-        Number of worker processes running trials; -1 means ``os.cpu_count()``.
-        Each worker limits its BLAS threads to ``max(1, cpu_count // n_jobs)``.
+        Number of worker processes running trials; -1 means one per core this process
+        may run on. Each worker limits its BLAS threads to ``max(1, cores // n_jobs)``.
     random_state : int, RandomState, Generator or None, default=None
         Seeds the folds, the default sampler and every network whose own
         ``random_state`` is None (the refit included). An int makes sequential
@@ -494,7 +431,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         if self.n_jobs is None:
             return 1
         if self.n_jobs < 0:
-            return max(1, (os.cpu_count() or 1) + 1 + int(self.n_jobs))
+            return max(1, cpu_count() + 1 + int(self.n_jobs))
         return int(self.n_jobs)
 
     # ------------------------------------------------------------------ fitting
@@ -552,15 +489,15 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         trials = self.study_.get_trials(deepcopy=False)
         self.n_trials_ = len(trials)
         self.cv_results_ = _cv_results(trials, space, param_prefix(estimator), self.n_splits_)
-        completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if not completed:
+        best = best_trials(self.study_, 1)
+        if not best:
             states = sorted({t.state.name for t in trials})
             raise ValueError(
                 f"{_OWNER}: no trial completed ({len(trials)} trials, states "
                 f"{', '.join(states) or 'none'}), so there are no best parameters; see "
                 "study_ for the reasons (user attribute 'diverged', failed trials' logs)."
             )
-        self.best_trial_ = self.study_.best_trial
+        self.best_trial_ = best[0]
         self.best_index_ = next(
             i for i, t in enumerate(trials) if t.number == self.best_trial_.number
         )
@@ -661,7 +598,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
                 objective=objective,
                 counts=counts,
                 timeout=self.timeout,
-                n_threads=max(1, (os.cpu_count() or 1) // n_jobs),
+                n_threads=threads_per_process(n_jobs),
             )
             if self.storage is not None:
                 return optuna.load_study(
@@ -677,7 +614,8 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
 
     def _refit(self, estimator: Any, X: Any, y: np.ndarray, seed: int) -> None:
         prefix = param_prefix(estimator)
-        epochs = int(self.best_trial_.user_attrs.get("best_epoch", self.max_epochs))
+        best_epoch = TrialRecord.from_trial(self.best_trial_).best_epoch
+        epochs = int(best_epoch if best_epoch is not None else self.max_epochs)
         best = clone(estimator).set_params(
             **self.best_params_, **{prefix + "max_epochs": max(1, epochs)}
         )
@@ -767,35 +705,20 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _trial_params(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> dict[str, Any]:
-    """Estimator parameters of ``trial``: the stored ones, else translated from the
-    sampled values (untranslatable names are kept as sampled)."""
-    params = trial.user_attrs.get("estimator_params")
-    if params is not None:
-        return dict(params)
-    result = {}
-    for name, value in trial.params.items():
-        try:
-            result.update(space.to_estimator_params({name: value}))
-        except KeyError:
-            result[name] = value
-    return result
-
-
 def _cv_results(
     trials: list[optuna.trial.FrozenTrial], space: SearchSpace, prefix: str, n_splits: int
 ) -> dict[str, Any]:
     """scikit-learn's ``cv_results_`` layout, one row per trial."""
     n = len(trials)
-    params = [{prefix + k: v for k, v in _trial_params(t, space).items()} for t in trials]
+    params = [{prefix + k: v for k, v in estimator_params(t, space).items()} for t in trials]
     complete = np.array([t.state == optuna.trial.TrialState.COMPLETE for t in trials], bool)
     folds = np.full((n, n_splits), np.nan)
     means = np.full(n, np.nan)
     stds = np.full(n, np.nan)
     fit_time = np.full(n, np.nan)
     for i, trial in enumerate(trials):
-        scores = trial.user_attrs.get("fold_scores")
-        seconds = trial.user_attrs.get("fit_seconds")
+        record = TrialRecord.from_trial(trial)
+        scores, seconds = record.fold_scores, record.fit_seconds
         if seconds is not None:
             fit_time[i] = seconds / (len(scores) if scores else n_splits)
         if not complete[i]:
@@ -827,5 +750,5 @@ def _cv_results(
     rank = rankdata(-ranked, method="min").astype(np.int32)
     results["rank_test_score"] = rank
     results["state"] = np.array([t.state.name for t in trials], dtype=object)
-    results["n_epochs"] = np.array([int(t.user_attrs.get("epochs", 0)) for t in trials], int)
+    results["n_epochs"] = np.array([TrialRecord.from_trial(t).epochs or 0 for t in trials], int)
     return results

@@ -29,6 +29,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from optuna_dl.records import TrialRecord
+
 SCALES = ("linear", "log", "reverse_log", "power_of_two")
 KINDS = ("float", "int", "categorical")
 
@@ -299,13 +301,13 @@ class SearchSpace:
 
         Conditional entries are sampled only when their parent took a matching value
         (or the parent is not sampled at all). The result is also stored in the trial's
-        user attribute ``"estimator_params"``.
+        record (:attr:`optuna_dl.records.TrialRecord.estimator_params`).
         """
         chosen: dict[str, Any] = {}
         for d in self.active:
             if d.applies(chosen):
                 chosen[d.name] = d.suggest(trial)
-        trial.set_user_attr("estimator_params", chosen)
+        TrialRecord(estimator_params=chosen).write(trial)
         return chosen
 
     def to_distributions(self) -> dict[str, BaseDistribution]:

@@ -27,6 +27,7 @@ from optuna.distributions import (
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_dl.records import best_trials, to_estimator_terms
 from optuna_dl.tuning.space import Dimension, SearchSpace, _complement
 
 __all__ = ["CoarseToFineResult", "coarse_to_fine", "shrink_space", "top_trials"]
@@ -68,15 +69,7 @@ class CoarseToFineResult:
         ``one_minus_beta``; ``batch_size``, not ``log2_batch_size``); parameters the
         objective suggested outside the space are kept as they are."""
         space = self.spaces[self.best_stage - 1]
-        params = {}
-        for name, value in self.best_trial.params.items():
-            try:
-                dim = space[name]
-            except KeyError:  # suggested by the objective outside the space
-                params[name] = value
-            else:
-                params[dim.name] = dim.to_estimator(value)
-        return params
+        return to_estimator_terms(self.best_trial.params, space)
 
     @property
     def n_trials(self) -> int:
@@ -111,13 +104,7 @@ def top_trials(
     list of optuna.trial.FrozenTrial
         At most ``n``; ties keep the order of ``trials``.
     """
-    sign = -1.0 if _as_direction(direction) == StudyDirection.MAXIMIZE else 1.0
-    done = [
-        t
-        for t in trials
-        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
-    ]
-    return sorted(done, key=lambda t: sign * t.value)[: max(int(n), 0)]
+    return best_trials(trials, n, direction=_as_direction(direction))
 
 
 def _warp(dist: FloatDistribution | IntDistribution) -> tuple[Callable, Callable]:

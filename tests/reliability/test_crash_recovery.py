@@ -43,7 +43,7 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_dl.tuning.workers import finished_trials
+from optuna_dl.runs.budget import finished_trials
 
 ENV = {
     **os.environ,

@@ -52,7 +52,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from optuna_dl.cli import main
-from optuna_dl.tuning.workers import finished_trials
+from optuna_dl.runs.budget import finished_trials
 
 ENV = {
     **os.environ,

@@ -8,6 +8,7 @@ import numpy as np
 import optuna
 
 from optuna_dl.estimator import DeepNetClassifier
+from optuna_dl.records import TrialRecord
 
 
 def refit_best(
@@ -32,8 +33,9 @@ def refit_best(
         Held-out accuracy of the scaler + network pipeline before folding.
     """
     pipeline = config.make_estimator()
-    params = dict(trial.user_attrs.get("estimator_params", {}))
-    epochs = int(trial.user_attrs.get("best_epoch", config.max_epochs))
+    record = TrialRecord.from_trial(trial)
+    params = dict(record.estimator_params or {})
+    epochs = int(record.best_epoch if record.best_epoch is not None else config.max_epochs)
     pipeline.set_params(
         **{f"classifier__{k}": v for k, v in params.items()}, classifier__max_epochs=epochs
     )

@@ -47,10 +47,12 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from optuna_dl.estimator import _PARAMETER_RULES, DeepNetClassifier, DivergenceWarning
-from optuna_dl.tuning.config import CONFIG_ATTR, StudyConfig, config_to_dict
-from optuna_dl.tuning.interrupts import InterruptGuard
-from optuna_dl.tuning.storage import open_storage
-from optuna_dl.tuning.workers import BABYSIT, MODE_ATTR
+from optuna_dl.records import BABYSIT
+from optuna_dl.runs.config import CONFIG_ATTR, StudyConfig, config_to_dict
+from optuna_dl.runs.interrupts import InterruptGuard
+from optuna_dl.runs.storage import open_storage
+
+MODE_ATTR = "mode"
 
 #: Set by babysit itself, or meaningless when training one epoch at a time.
 NOT_SETTABLE = {

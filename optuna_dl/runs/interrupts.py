@@ -11,8 +11,7 @@ from typing import Any
 
 import optuna
 
-_OPTIMIZE_LOGGER = "optuna.study._optimize"
-
+from optuna_dl._compat import OPTIMIZE_LOGGER
 
 #: Delay before another attempt to deliver Ctrl-C that arrived in unsafe code.
 RETRY_SECONDS = 0.05
@@ -61,11 +60,11 @@ class InterruptGuard:
             self._previous_alarm = signal.getsignal(signal.SIGALRM)
             signal.signal(signal.SIGINT, self._handle)
             self._installed = True
-        logging.getLogger(_OPTIMIZE_LOGGER).addFilter(self._quiet)
+        logging.getLogger(OPTIMIZE_LOGGER).addFilter(self._quiet)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        logging.getLogger(_OPTIMIZE_LOGGER).removeFilter(self._quiet)
+        logging.getLogger(OPTIMIZE_LOGGER).removeFilter(self._quiet)
         if self._installed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._previous_alarm)

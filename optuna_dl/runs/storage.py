@@ -47,8 +47,8 @@ from urllib.parse import quote, unquote
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-_OPTIMIZE_LOGGER = "optuna.study._optimize"
-_RDB_LOGGER = "optuna.storages._rdb.storage"
+from optuna_dl import _compat
+
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 HEARTBEAT_INTERVAL_ENV = "OPTUNA_DL_HEARTBEAT_INTERVAL"
@@ -279,13 +279,13 @@ class QuietStorageFailures:
     def __enter__(self) -> QuietStorageFailures:
         self._previous = threading.excepthook
         threading.excepthook = self._hook
-        logging.getLogger(_OPTIMIZE_LOGGER).addFilter(self._quiet)
-        logging.getLogger(_RDB_LOGGER).addFilter(self._quiet_query)
+        logging.getLogger(_compat.OPTIMIZE_LOGGER).addFilter(self._quiet)
+        logging.getLogger(_compat.RDB_LOGGER).addFilter(self._quiet_query)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        logging.getLogger(_RDB_LOGGER).removeFilter(self._quiet_query)
-        logging.getLogger(_OPTIMIZE_LOGGER).removeFilter(self._quiet)
+        logging.getLogger(_compat.RDB_LOGGER).removeFilter(self._quiet_query)
+        logging.getLogger(_compat.OPTIMIZE_LOGGER).removeFilter(self._quiet)
         threading.excepthook = self._previous
 
     @staticmethod
@@ -549,23 +549,14 @@ def _trials_without_heartbeat(study: optuna.Study) -> list[int]:
     grace period ago (none for a storage without heartbeats)."""
     import datetime
 
-    from optuna.storages._rdb import models
-    from sqlalchemy import select
-
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps RDBStorage in a cache
-    if not isinstance(backend, optuna.storages.RDBStorage) or backend.heartbeat_interval is None:
+    silent = _compat.running_trials_without_heartbeat(study)
+    if not silent:
         return []
+    backend = _compat.rdb_backend(study)
+    assert backend is not None and backend.heartbeat_interval is not None
     grace = backend.grace_period or 2 * backend.heartbeat_interval
     started_before = datetime.datetime.now() - datetime.timedelta(seconds=grace)
-    trial, heartbeat = models.TrialModel, models.TrialHeartbeatModel
-    query = select(trial.trial_id).where(
-        trial.study_id == study._study_id,
-        trial.state == optuna.trial.TrialState.RUNNING,
-        trial.trial_id.not_in(select(heartbeat.trial_id)),
-    )
-    with backend.engine.connect() as connection:
-        silent = [row[0] for row in connection.execute(query)]
+    storage = _compat.study_storage(study)
     # FrozenTrial.datetime_start is local time (the column is UTC; Optuna converts it).
     return [
         trial_id
@@ -578,7 +569,7 @@ def _trials_without_heartbeat(study: optuna.Study) -> list[int]:
 def _fail_and_retry(study: optuna.Study, trial_id: int) -> None:
     """What Optuna does to a stale trial: FAIL it, then run the storage's stale-trial
     callback (which queues a copy to run again)."""
-    storage = study._storage
+    storage = _compat.study_storage(study)
     try:
         if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
             return

@@ -21,18 +21,20 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from sqlalchemy.exc import SQLAlchemyError
 
+from optuna_dl import _pool
 from optuna_dl.cli import main
-from optuna_dl.tuning import workers
-from optuna_dl.tuning.config import ConfigError, config_from_dict, config_to_dict, load_config
-from optuna_dl.tuning.storage import StorageError, heartbeat_settings, open_storage
-from optuna_dl.tuning.workers import (
+from optuna_dl.runs.budget import StudyLock, finished_trials, tally
+from optuna_dl.runs.config import (
     CONFIG_ATTR,
-    PID_ATTR,
-    THREADS_ATTR,
-    StudyLock,
-    finished_trials,
-    tally,
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    load_config,
 )
+from optuna_dl.runs.storage import StorageError, heartbeat_settings, open_storage
+
+PID_ATTR = "worker_pid"
+THREADS_ATTR = "worker_blas_threads"
 
 IRIS_CSV = Path(__file__).resolve().parents[2] / "studies" / "data" / "iris.csv"
 
@@ -167,8 +169,8 @@ def test_study_lock_excludes_other_holders_of_the_same_sqlite_file(tmp_path: Pat
 
 
 def test_threads_are_the_cores_shared_out(monkeypatch) -> None:
-    monkeypatch.setattr(workers, "cpu_count", lambda: 8)
-    assert [workers.threads_per_worker(k) for k in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    monkeypatch.setattr(_pool, "cpu_count", lambda: 8)
+    assert [_pool.threads_per_process(k) for k in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
 
 
 # --------------------------------------------------------------- run --workers
@@ -197,7 +199,7 @@ def test_run_with_three_workers_on_one_sqlite_file(study_file: Path, tmp_path: P
     numbers = [int(n) for n in re.findall(r"trial +(\d+): ", result.stdout)]
     assert len(numbers) == len(set(numbers))  # no trial ran twice
     assert numbers and set(numbers) <= set(range(6))
-    expected = workers.threads_per_worker(3)
+    expected = _pool.threads_per_process(3)
     assert {t.user_attrs[THREADS_ATTR] for t in trials} <= {expected}
     assert all(isinstance(t.user_attrs[PID_ATTR], int) for t in trials)
     stored = optuna.load_study(study_name="tiny", storage=load_config(study_file).storage)

@@ -11,10 +11,10 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from optuna_dl import DeepNetClassifier
-from optuna_dl.babysit import BabysitError, _resume, _split, parse_settings, sparkline
 from optuna_dl.cli import main
-from optuna_dl.tuning.config import load_config
-from optuna_dl.tuning.workers import finished_trials
+from optuna_dl.runs.babysit import BabysitError, _resume, _split, parse_settings, sparkline
+from optuna_dl.runs.budget import finished_trials
+from optuna_dl.runs.config import load_config
 
 STUDY = """\
 name = "pets"

@@ -13,7 +13,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from optuna_dl.tuning.storage import (
+from optuna_dl.runs.storage import (
     GRACE_PERIOD_ENV,
     HEARTBEAT_INTERVAL_ENV,
     WAL_PAGES,

@@ -9,10 +9,10 @@ import numpy as np
 import optuna
 import pytest
 
-from optuna_dl.tuning.config import ConfigError, config_to_dict, load_config
-from optuna_dl.tuning.storage import open_storage
+from optuna_dl.runs.config import ConfigError, config_to_dict, load_config
+from optuna_dl.runs.storage import open_storage
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
 SHIPPED = sorted(STUDIES.glob("*.toml"))
 
 BASE = """\
