@@ -1,4 +1,5 @@
-"""The ``optuna-dl`` command line: ``run``, ``best``, ``export``, ``worker``, ``babysit``.
+"""The ``optuna-dl`` command line: ``run``, ``report``, ``best``, ``export``, ``worker``,
+``babysit``.
 
 Every error is one line on stderr with exit code 2; nothing is written to storage
 before the study file has been fully validated.
@@ -20,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_dl.records import TrialRecord, best_trials, estimator_params
+from optuna_dl.runs.budget import finished_trials
 from optuna_dl.runs.config import ConfigError, StudyConfig, load_config
 from optuna_dl.runs.runner import run_trials
 from optuna_dl.runs.storage import StorageError
@@ -230,6 +232,29 @@ def command_worker(args: argparse.Namespace) -> int:
     return 130 if report.interrupted else 0
 
 
+def command_report(args: argparse.Namespace) -> int:
+    from optuna_dl.analysis.report import write_report
+
+    config = _config(args)
+    output = Path(args.output) if args.output else config.report
+    if output.is_dir():
+        raise CommandError(f"-o {str(output)!r} is a folder; give the HTML file to write.")
+    with open_study(config) as opened:
+        if not finished_trials(opened.study.get_trials(deepcopy=False)):
+            raise CommandError(
+                f"study {config.name!r} has no finished trial yet; run some trials first "
+                f"('optuna-dl run {config.path}')."
+            )
+        try:
+            path = write_report(opened.study, output, space=config.space, title=config.name)
+        except OSError as error:
+            raise CommandError(
+                f"cannot write {str(output)!r}: {error.strerror or error}."
+            ) from None
+    print(f"report: {path}")
+    return 0
+
+
 def command_babysit(args: argparse.Namespace) -> int:
     from optuna_dl.runs.babysit import BabysitError, babysit, parse_settings
 
@@ -291,6 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     export.add_argument("--storage")
     export.set_defaults(handler=command_export)
+
+    report = commands.add_parser(
+        "report", help="write the HTML report of an existing study, without running trials"
+    )
+    report.add_argument("config", help="study file, e.g. studies/digits.toml")
+    report.add_argument(
+        "-o", "--output", help="HTML file to write (default: the study file's report)"
+    )
+    report.add_argument("--storage", help="storage URL (default: the study file's)")
+    report.set_defaults(handler=command_report)
 
     worker = commands.add_parser(
         "worker", help="join a study on shared storage and run its trials (no study file)"

@@ -623,9 +623,24 @@ def test_storage_opens_in_optuna_dashboard(iris_run):
                     pytest.fail("optuna-dashboard did not answer within 30 s")
                 time.sleep(0.2)
         assert [s["study_name"] for s in studies] == ["cli_iris"]
-        detail = _get_json(f"{base}/api/studies/{studies[0]['study_id']}")
+        study_id = studies[0]["study_id"]
+        detail = _get_json(f"{base}/api/studies/{study_id}")
         assert detail["name"] == "cli_iris"
-        assert len(detail["trials"]) == len(load(iris_run["db"]).trials)
+        assert detail["objective_names"] == ["accuracy"]  # study.set_metric_names
+        stored = load(iris_run["db"]).trials
+        shown = sorted(detail["trials"], key=lambda t: t["number"])
+        assert [t["number"] for t in shown] == [t.number for t in stored]
+        for seen, trial in zip(shown, stored):
+            assert seen["state"].upper() == trial.state.name
+            assert seen["values"] == (trial.values or [])
+            assert {v["step"]: v["value"] for v in seen["intermediate_values"]} == (
+                trial.intermediate_values
+            )
+        importances = _get_json(f"{base}/api/studies/{study_id}/param_importances")
+        (ranking,) = importances["param_importances"]
+        searched = {name for t in stored for name in t.params}
+        assert {entry["name"] for entry in ranking} == searched
+        assert sum(entry["importance"] for entry in ranking) == pytest.approx(1.0)
     finally:
         process.terminate()
         try:
@@ -633,3 +648,47 @@ def test_storage_opens_in_optuna_dashboard(iris_run):
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+# ---------------------------------------------------------------------- report
+def test_report_writes_the_html_of_an_existing_study_without_running_trials(
+    resumable, tmp_path
+):
+    db = tmp_path / "cli_iris.db"
+    before = [(t.number, t.state) for t in load(db).get_trials()]
+    output = tmp_path / "out" / "study.html"
+    code, out, err = run_cli("report", resumable, "-o", output)
+    assert code == 0, err
+    assert out.strip() == f"report: {output}"
+    page = output.read_text(encoding="utf-8")
+    assert "<h1>cli_iris</h1>" in page and "plotly" in page
+    assert [(t.number, t.state) for t in load(db).get_trials()] == before
+
+
+def test_report_defaults_to_the_study_files_report_path(resumable):
+    code, out, err = run_cli("report", resumable)
+    assert code == 0, err
+    expected = load_config(resumable).report
+    assert out.strip() == f"report: {expected}" and expected.is_file()
+
+
+@pytest.mark.parametrize("case", ["missing file", "unknown study", "no finished trial"])
+def test_report_errors_are_one_line_and_write_nothing(resumable, tmp_path, case):
+    output = tmp_path / "never.html"
+    args = ["report", resumable, "-o", output]
+    if case == "missing file":
+        args += ["--storage", storage_url(tmp_path / "absent.db")]
+        expected = "does not exist yet"
+    elif case == "unknown study":
+        optuna.create_study(study_name="other", storage=storage_url(tmp_path / "other.db"))
+        args += ["--storage", storage_url(tmp_path / "other.db")]
+        expected = "no study named 'cli_iris'"
+    else:
+        empty = tmp_path / "empty.db"
+        optuna.create_study(study_name="cli_iris", storage=storage_url(empty))
+        args += ["--storage", storage_url(empty)]
+        expected = "no finished trial yet"
+    code, _, err = run_cli(*args)
+    assert_one_line_error(code, err, expected)
+    assert not output.exists()
+    assert not (tmp_path / "absent.db").exists()

@@ -10,6 +10,7 @@ import codecs
 import datetime
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,11 @@ class StudyConfig:
         existing = len(study.get_trials(deepcopy=False))
         if existing:
             study.sampler = self.make_sampler(resumed=existing)
+        if study.metric_names is None:
+            # The objective's name, shown by optuna-dashboard and `optuna trials`.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([self.scoring])
         return study
 
     def make_pruner(self) -> optuna.pruners.BasePruner:

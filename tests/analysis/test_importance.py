@@ -37,7 +37,8 @@ def _dominated_study(make_study, n: int = 80, direction: str = "minimize") -> op
 
 
 @pytest.mark.parametrize(
-    ("evaluator", "n_bootstrap"), [("ped_anova", 50), ("mdi", 10), ("fanova", 5)]
+    ("evaluator", "n_bootstrap"),
+    [("ped_anova", 50), ("mdi", 10), pytest.param("fanova", 5, marks=pytest.mark.slow)],
 )
 def test_dominant_parameter_ranks_first_with_a_separated_interval(
     make_study, evaluator, n_bootstrap

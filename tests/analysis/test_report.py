@@ -38,6 +38,7 @@ def _check_page(html: str) -> None:
     assert len(ids) == len(set(ids))
 
 
+@pytest.mark.slow
 def test_full_report(tuned_study, tmp_path):
     html = _write(tuned_study, tmp_path, space=TIERS, title="Digits, tuned")
     _check_page(html)
@@ -100,6 +101,7 @@ def test_failed_trials(make_study, helpers, tmp_path):
     assert "No trial reported intermediate values" in html
 
 
+@pytest.mark.slow
 def test_conditional_parameters_and_a_running_trial(make_study, helpers, tmp_path):
     rng = np.random.default_rng(4)
     trials = []
@@ -115,6 +117,7 @@ def test_conditional_parameters_and_a_running_trial(make_study, helpers, tmp_pat
     assert "one_minus_beta" in importance and "not assessed" in importance
 
 
+@pytest.mark.slow
 def test_hostile_strings_are_escaped(make_study, tmp_path):
     evil = '<script>alert("x")</script>'
     dists = {"<img src=x onerror=alert(1)>": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}

@@ -583,6 +583,7 @@ def test_files_that_used_to_fail_in_a_trial_are_refused(tmp_path: Path, case: st
     COUNTS["fixed cases"]["refused"] += 1
 
 
+@pytest.mark.slow
 def test_a_study_file_that_changes_the_direction_of_a_stored_study_is_refused(
     work: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -421,6 +421,7 @@ def new_data(draw) -> tuple[str, float]:
     ), draw(st.sampled_from([0.0, 1e-30, 1.0, 1e10, 1e30, 1e300]))
 
 
+@pytest.mark.slow
 @fuzz_settings(300)
 @given(params=hyperparameters(), seed=st.integers(0, 2**32 - 1), query=new_data())
 def test_predicting_on_other_data_is_finite_or_a_value_error(params, seed, query):

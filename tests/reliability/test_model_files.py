@@ -118,6 +118,7 @@ def check_damaged(path: Path, model: DeepNetClassifier, X: np.ndarray) -> str:
 
 
 # --------------------------------------------------------------- truncation
+@pytest.mark.slow
 def test_truncation_at_every_kind_of_cut_point_is_refused(tmp_path, original, X):
     model, content = original
     parts = regions(content)
@@ -475,6 +476,7 @@ LABELS = {
 }
 
 
+@pytest.mark.slow
 @fuzz_settings(200)
 @given(
     label_kind=st.sampled_from(sorted(LABELS)),

@@ -252,6 +252,7 @@ def read_only(*paths: Path) -> Iterator[None]:
             path.chmod(mode)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["read-only folder", "a file where the folder is", "no folder"])
 def test_a_new_sqlite_file_that_cannot_be_created(
     tmp_path: Path, bound_by_permissions: Callable[[], None] | None, where: str
@@ -386,6 +387,7 @@ def small_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Small
         disk.remove()
 
 
+@pytest.mark.slow
 def test_a_new_sqlite_file_on_a_full_disk_is_not_left_behind(
     tmp_path: Path, small_disk: SmallDisk
 ) -> None:

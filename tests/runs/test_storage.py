@@ -104,6 +104,7 @@ def test_closing_a_removed_file_does_not_create_it_again(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_running_trial_that_never_sent_a_heartbeat_is_failed_and_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

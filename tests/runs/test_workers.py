@@ -93,6 +93,7 @@ def test_finished_means_complete_pruned_or_fail_but_not_a_replaced_stale_failure
     assert counted.committed == 6
 
 
+@pytest.mark.slow
 def test_run_tops_up_with_the_same_definition(study_file: Path, tmp_path: Path) -> None:
     """``run`` counts finished trials as the workers do: a stale failure that was
     retried and a babysat trial are not part of the study's n_trials."""
