@@ -153,7 +153,7 @@ def best_trials(
     Examples
     --------
     >>> from optuna.trial import create_trial
-    >>> trials = [create_trial(value=v) for v in (0.5, 0.9, float("nan"), 0.9)]
+    >>> trials = [create_trial(value=v) for v in (0.5, 0.9, float("inf"), 0.9)]
     >>> [t.value for t in best_trials(trials, direction="maximize")]
     [0.9, 0.9, 0.5]
     """

@@ -20,11 +20,11 @@ def trial_line(trial: FrozenTrial, worker: int | None = None) -> str:
     Examples
     --------
     >>> from optuna.trial import create_trial
-    >>> trial = create_trial(value=0.93125)
-    >>> trial_line(trial)
-    '  trial    0: value 0.9313  (0.0 s)'
-    >>> trial_line(create_trial(state=TrialState.PRUNED, user_attrs={"epochs": 6}), 42)
-    '  trial    0: pruned after 6 epochs  (0.0 s) [worker 42]'
+    >>> print(trial_line(create_trial(value=0.93125)))
+      trial   -1: value 0.9313  (0.0 s)
+    >>> pruned = create_trial(state=TrialState.PRUNED, user_attrs={"epochs": 6})
+    >>> print(trial_line(pruned, worker=42))
+      trial   -1: pruned after 6 epochs  (0.0 s) [worker 42]
     """
     record = TrialRecord.from_trial(trial)
     if trial.state == TrialState.COMPLETE:
