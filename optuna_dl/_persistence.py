@@ -129,9 +129,11 @@ def _read_header(name: str, contents: dict[str, np.ndarray], cls: type) -> dict[
 
 def _restore(model: Any, header: dict[str, Any], contents: dict[str, np.ndarray]) -> None:
     from optuna_dl._validation import check_parameters
-    from optuna_dl.estimator import _PARAMETER_RULES, DTYPES, _make_generator
+    from optuna_dl.estimator import DTYPES, _make_generator
 
-    check_parameters(type(model).__name__, model.get_params(deep=False), _PARAMETER_RULES)
+    check_parameters(
+        type(model).__name__, model.get_params(deep=False), type(model)._parameter_constraints
+    )
     classes = contents["classes"]
     if header["classes_kind"] == "str":
         classes = classes.astype(object)

@@ -46,7 +46,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from optuna_dl.estimator import _PARAMETER_RULES, DeepNetClassifier, DivergenceWarning
+from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
 from optuna_dl.tuning.config import CONFIG_ATTR, StudyConfig, config_to_dict
 from optuna_dl.tuning.interrupts import InterruptGuard
 from optuna_dl.tuning.storage import open_storage
@@ -63,7 +63,9 @@ NOT_SETTABLE = {
     "tol": "you decide when to stop",
     "verbose": "babysit prints every epoch",
 }
-SETTABLE = tuple(name for name in _PARAMETER_RULES if name not in NOT_SETTABLE)
+SETTABLE = tuple(
+    name for name in DeepNetClassifier._parameter_constraints if name not in NOT_SETTABLE
+)
 ARCHITECTURE = ("n_layers", "n_units", "activation", "batch_norm", "dropout", "dtype")
 OPTIMIZER_DEFINING = ("optimizer", "beta", "beta1", "beta2", "epsilon")
 _CHECKPOINT = re.compile(r"^trial-(\d+)-epoch-(\d+)\.npz$")
@@ -107,14 +109,14 @@ def parse_settings(items: Sequence[str]) -> dict[str, Any]:
             raise BabysitError(f"--set {item!r}: expected NAME=VALUE, e.g. learning_rate=0.01.")
         if name in NOT_SETTABLE:
             raise BabysitError(f"--set {item}: {name!r} cannot be set ({NOT_SETTABLE[name]}).")
-        if name not in _PARAMETER_RULES:
+        if name not in DeepNetClassifier._parameter_constraints:
             raise BabysitError(
                 f"--set {item}: unknown parameter {name!r}; settable: {', '.join(SETTABLE)}."
             )
         if name in settings:
             raise BabysitError(f"--set {item}: {name!r} is set twice.")
         value = _parse_value(text)
-        rule = _PARAMETER_RULES[name]
+        rule = DeepNetClassifier._parameter_constraints[name]
         if getattr(rule, "kind", None) == "float" and isinstance(value, int):
             value = float(value)
         finite = not isinstance(value, float) or math.isfinite(value)

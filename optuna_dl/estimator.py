@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -27,34 +27,6 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 
 class DivergenceWarning(UserWarning):
     """Training produced a non-finite loss or weight and was stopped."""
-
-
-_PARAMETER_RULES: dict[str, Any] = {
-    "n_layers": rules.Interval("int", 0, None),
-    "n_units": rules.Interval("int", 1, None),
-    "activation": rules.OneOf.keys_of(ACTIVATIONS),
-    "batch_norm": rules.Boolean(),
-    "optimizer": rules.OneOf.keys_of(OPTIMIZERS),
-    "learning_rate": rules.Interval("float", 0, None, "neither"),
-    "beta": rules.Interval("float", 0, 1, "left"),
-    "beta1": rules.Interval("float", 0, 1, "left"),
-    "beta2": rules.Interval("float", 0, 1, "left"),
-    "epsilon": rules.Interval("float", 0, None, "neither"),
-    "learning_rate_decay": rules.Interval("float", 0, None, "left"),
-    "decay_schedule": rules.OneOf.keys_of(SCHEDULES),
-    "batch_size": rules.Interval("int", 1, None),
-    "max_epochs": rules.Interval("int", 1, None),
-    "l2": rules.Interval("float", 0, None, "left"),
-    "dropout": rules.Interval("float", 0, 1, "left"),
-    "early_stopping": rules.Boolean(),
-    "validation_fraction": rules.Interval("float", 0, 1, "neither"),
-    "n_iter_no_change": rules.Interval("int", 1, None),
-    "tol": rules.Interval("float", 0, None, "left"),
-    "dtype": rules.OneOf.keys_of(DTYPES),
-    "random_state": rules.RandomState(),
-    "warm_start": rules.Boolean(),
-    "verbose": rules.Interval("int", 0, None),
-}
 
 
 class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
@@ -154,6 +126,37 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     True
     """
 
+    #: The rule each constructor parameter must satisfy, checked by ``fit`` (and by
+    #: anything that sets parameters from outside: study files, ``babysit --set``, model
+    #: files). Shaped like scikit-learn's ``_parameter_constraints``, with the rules of
+    #: ``optuna_dl._validation`` as values.
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "n_layers": rules.Interval("int", 0, None),
+        "n_units": rules.Interval("int", 1, None),
+        "activation": rules.OneOf.keys_of(ACTIVATIONS),
+        "batch_norm": rules.Boolean(),
+        "optimizer": rules.OneOf.keys_of(OPTIMIZERS),
+        "learning_rate": rules.Interval("float", 0, None, "neither"),
+        "beta": rules.Interval("float", 0, 1, "left"),
+        "beta1": rules.Interval("float", 0, 1, "left"),
+        "beta2": rules.Interval("float", 0, 1, "left"),
+        "epsilon": rules.Interval("float", 0, None, "neither"),
+        "learning_rate_decay": rules.Interval("float", 0, None, "left"),
+        "decay_schedule": rules.OneOf.keys_of(SCHEDULES),
+        "batch_size": rules.Interval("int", 1, None),
+        "max_epochs": rules.Interval("int", 1, None),
+        "l2": rules.Interval("float", 0, None, "left"),
+        "dropout": rules.Interval("float", 0, 1, "left"),
+        "early_stopping": rules.Boolean(),
+        "validation_fraction": rules.Interval("float", 0, 1, "neither"),
+        "n_iter_no_change": rules.Interval("int", 1, None),
+        "tol": rules.Interval("float", 0, None, "left"),
+        "dtype": rules.OneOf.keys_of(DTYPES),
+        "random_state": rules.RandomState(),
+        "warm_start": rules.Boolean(),
+        "verbose": rules.Interval("int", 0, None),
+    }
+
     def __init__(
         self,
         n_layers: int = 2,
@@ -241,7 +244,9 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _fit(self, X: Any, y: Any, *, incremental: bool, classes: Any = None):
-        rules.check_parameters(type(self).__name__, self.get_params(deep=False), _PARAMETER_RULES)
+        rules.check_parameters(
+            type(self).__name__, self.get_params(deep=False), self._parameter_constraints
+        )
         _check_label_types(y, "y")
         if classes is not None:
             _check_label_types(classes, "classes")
