@@ -169,15 +169,9 @@ def _resume(path: Path, settings: dict[str, Any], n_features: int, classes: np.n
         )
     notes = []
     if changes:
-        old = model.optimizer_
         model.set_params(**changes)
         if any(k in OPTIMIZER_DEFINING for k in changes):
-            new = model._make_optimizer()
-            if type(new) is type(old):
-                if old.state():
-                    new.load_state(old.t, old.state())
-                else:
-                    new.t = old.t
+            if model.reset_optimizer(keep_state=True):
                 notes.append(
                     f"optimizer {model.optimizer!r} rebuilt with the new coefficients; its "
                     "moments and step count carried over"
@@ -187,7 +181,6 @@ def _resume(path: Path, settings: dict[str, Any], n_features: int, classes: np.n
                     f"optimizer changed from {current['optimizer']!r} to {model.optimizer!r}; "
                     "its state starts from zero"
                 )
-            model.optimizer_ = new
     return model, changes, notes
 
 

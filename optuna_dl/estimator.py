@@ -328,6 +328,43 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             epsilon=self.epsilon,
         )
 
+    def reset_optimizer(self, *, keep_state: bool = True) -> bool:
+        """Rebuild ``optimizer_`` from the current optimizer hyperparameters.
+
+        Call it after ``set_params`` changed ``optimizer``, ``beta``, ``beta1``,
+        ``beta2`` or ``epsilon`` on a fitted model: the optimizer is built when the
+        weights are initialized, so without this call a warm-started ``fit`` or a
+        ``partial_fit`` would keep the old coefficients. The other parameters
+        (learning rate, its decay, batch size, ``l2``) are read every epoch and need
+        no reset.
+
+        Parameters
+        ----------
+        keep_state : bool, default=True
+            Carry the step count ``t`` and the per-parameter state (momentum's
+            velocity, RMSprop's square average, Adam's first and second moments) over
+            to the new optimizer when it uses the same update rule as the old one;
+            the new coefficients apply from the next step on.
+
+        Returns
+        -------
+        carried_over : bool
+            Whether the old state was carried over. It is lost (the new optimizer
+            starts from zero: ``t = 0``, no velocity, no moments) when
+            ``keep_state`` is False or the update rule changed, e.g. from
+            ``"momentum"`` to ``"adam"``.
+        """
+        check_is_fitted(self, "optimizer_")
+        old, new = self.optimizer_, self._make_optimizer()
+        carried_over = keep_state and type(new) is type(old)
+        if carried_over:
+            if old.state():
+                new.load_state(old.t, old.state())
+            else:
+                new.t = old.t
+        self.optimizer_ = new
+        return carried_over
+
     def _encode(self, y: np.ndarray) -> np.ndarray:
         index = np.searchsorted(self.classes_, y)
         index = np.clip(index, 0, self.classes_.size - 1)
@@ -516,7 +553,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 if records is not None:
                     del records[max(len(records) - dropped, 0) :]
             self.n_iter_ = n_iter
-        self.optimizer_ = self._make_optimizer()
+        self.reset_optimizer(keep_state=False)
         self.diverged_ = True
         warnings.warn(
             f"training diverged in epoch {epoch} at learning_rate="
