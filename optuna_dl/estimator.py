@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from optuna_dl import _validation as rules
+from optuna_dl._persistence import ModelState, load_model, save_model
 from optuna_dl.callbacks import EpochRecord
 from optuna_dl.nn.activations import ACTIVATIONS
 from optuna_dl.nn.losses import log_softmax, softmax_cross_entropy
@@ -643,8 +644,6 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         ----------
         path : str or path-like
         """
-        from optuna_dl._persistence import save_model
-
         save_model(self, path)
 
     @classmethod
@@ -659,9 +658,64 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         -------
         DeepNetClassifier
         """
-        from optuna_dl._persistence import load_model
-
         return load_model(cls, path)
+
+    def _to_state(self) -> ModelState:
+        """What :meth:`save` writes: the parameters and the fitted state (not copies)."""
+        return ModelState(
+            params=self.get_params(deep=False),
+            classes=self.classes_,
+            n_features_in=self.n_features_in_,
+            feature_names_in=getattr(self, "feature_names_in_", None),
+            network=self.network_.state_arrays(),
+            optimizer_t=self.optimizer_.t,
+            optimizer_state=self.optimizer_.state(),
+            rng=self._rng,
+            n_iter=self.n_iter_,
+            loss_curve=self.loss_curve_,
+            validation_scores=self.validation_scores_,
+            best_validation_score=self.best_validation_score_,
+            diverged=self.diverged_,
+        )
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> DeepNetClassifier:
+        """The model :meth:`_to_state` described; ``state.params`` must already be
+        checked against ``_parameter_constraints`` and its sizes against its arrays.
+
+        Raises ValueError when an array does not fit the network the parameters build.
+        The per-epoch ``history_`` is not stored and starts empty.
+        """
+        model = cls(**state.params)
+        model.classes_ = state.classes
+        model.n_features_in_ = state.n_features_in
+        if state.feature_names_in is not None:
+            model.feature_names_in_ = state.feature_names_in
+        rng_state = state.rng.bit_generator.state
+        model._rng = state.rng
+        model.network_ = model._new_network(state.n_features_in, state.classes.size)
+        model.network_.set_state_arrays(state.network)
+        model._rng.bit_generator.state = rng_state  # building the network drew from it
+        model.optimizer_ = model._make_optimizer()
+        if state.optimizer_state:
+            expected = [model.network_.flat_params]
+            for slot, arrays in state.optimizer_state.items():
+                for array, param in zip(arrays, expected):
+                    if array.shape != param.shape or array.dtype != param.dtype:
+                        raise ValueError(
+                            f"optimizer state {slot!r} has shape {array.shape} and dtype "
+                            f"{array.dtype}; the network needs {param.shape} and {param.dtype}"
+                        )
+            model.optimizer_.load_state(state.optimizer_t, state.optimizer_state)
+        else:
+            model.optimizer_.t = int(state.optimizer_t)
+        model.n_iter_ = int(state.n_iter)
+        model.loss_curve_ = list(state.loss_curve)
+        model.validation_scores_ = state.validation_scores
+        model.best_validation_score_ = state.best_validation_score
+        model.history_ = []
+        model.diverged_ = bool(state.diverged)
+        return model
 
 
 # Below this many GEMM FLOPs per training step, BLAS threads cost more than they save.
