@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -415,99 +416,154 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     def _run_epochs(
         self, X, y, X_val, y_val, n_epochs, context, batches, check_outputs=False
     ) -> None:
-        network, optimizer, rng = self.network_, self.optimizer_, self._rng
-        n = X.shape[0]
-        params, grads = [network.flat_params], [network.flat_grads]
-        weights, weight_grads = network.weights, network.weight_grads
         batch_buffer = np.empty((max(b - a for a, b in batches), X.shape[1]), X.dtype)
-        l2 = float(self.l2)
-        best_loss, best_score, stalled = np.inf, -np.inf, 0
-        best_state: list[np.ndarray] | None = None
-        best_epoch = 0
-        call_start: tuple[int, list[np.ndarray]] | None = None
-        diverged = False
+        progress = _Progress()
         seen = [X] if X_val is None else [X, X_val]  # every row fit was given
         callbacks = [
             cb for cb in getattr(self, "_skl_callbacks", []) if hasattr(cb, "on_epoch_end")
         ]
+        snapshot: list[np.ndarray] = []
+        learning_rate = float(self.learning_rate)
         for _ in range(n_epochs):
             started = time.perf_counter()
-            learning_rate = float(
-                SCHEDULES[self.decay_schedule](
-                    self.learning_rate, self.learning_rate_decay, self.n_iter_
-                )
-            )
+            learning_rate = self._learning_rate_for_epoch()
             subcontext = context.subcontext(task_name="epoch")
             subcontext.call_on_fit_task_begin(estimator=self)
-            snapshot = [a.copy() for a in network.state_arrays()]
-            if call_start is None:
-                call_start = (self.n_iter_, snapshot)
-            order = rng.permutation(n)
-            total = 0.0
-            for start, stop in batches:
-                batch = order[start:stop]
-                m = batch.size
-                X_batch = np.take(X, batch, axis=0, out=batch_buffer[:m])
-                logits = network.forward(X_batch, training=True)
-                loss, dlogits = softmax_cross_entropy(logits, y[batch])
-                network.backward(dlogits)
-                if l2 > 0:
-                    for W, dW in zip(weights, weight_grads):
-                        dW += (l2 / m) * W
-                        loss += l2 / (2 * m) * float(np.vdot(W, W))
-                optimizer.update(params, grads, learning_rate)
-                total += loss * m
-            epoch_loss = total / n
-            if not (np.isfinite(epoch_loss) and np.isfinite(network.flat_params).all()):
-                states = [(self.n_iter_, snapshot), call_start]
+            snapshot = self._snapshot()
+            if progress.call_start is None:
+                progress.call_start = (self.n_iter_, snapshot)
+            epoch_loss = self._train_one_epoch(X, y, batches, batch_buffer, learning_rate)
+            if not self._finite_epoch(epoch_loss):
+                states = [(self.n_iter_, snapshot), progress.call_start]
                 self._stop_diverged(seen, states, learning_rate)
-                diverged = True
+                progress.diverged = True
                 break
-            self.n_iter_ += 1
-            self.loss_curve_.append(epoch_loss)
-            score = None
-            if X_val is not None:
-                score = float(np.mean(self._predict_index(X_val) == y_val))
-                self.validation_scores_.append(score)
-            record = EpochRecord(
-                self.n_iter_, epoch_loss, score, learning_rate, time.perf_counter() - started
-            )
-            self.history_.append(record)
-            if self.verbose:
-                print(_format_record(record, self.max_epochs))
-
-            stop = subcontext.call_on_fit_task_end(estimator=self)
-            for callback in callbacks:
-                stop = bool(callback.on_epoch_end(self, record)) or stop
+            record = self._record_epoch(epoch_loss, X_val, y_val, learning_rate, started)
+            stop = self._end_epoch(subcontext, callbacks, record)
             if n_epochs == 1:
                 break
-            if score is not None:
-                if score > best_score + self.tol:
-                    best_score, stalled = score, 0
-                    best_state = [a.copy() for a in network.state_arrays()]
-                    best_epoch = self.n_iter_
-                else:
-                    stalled += 1
-            elif epoch_loss < best_loss - self.tol:
-                best_loss, stalled = epoch_loss, 0
-            else:
-                stalled += 1
-            if stop or stalled >= self.n_iter_no_change:
+            self._update_no_improvement(progress, epoch_loss, record.validation_score)
+            if stop or progress.stalled >= self.n_iter_no_change:
                 break
+        if self._restore_best(progress, seen):
+            return
         # Finite weights can still be so large that inference overflows; the next epoch
         # notices (its loss is not finite), but after the last one fit checks the model it
         # returns, so that it never outputs NaN on the data it was fit on.
-        if best_state is not None and best_epoch <= self.n_iter_:  # not rolled back
-            last = [a.copy() for a in network.state_arrays()]
-            network.set_state_arrays(best_state)
-            if self._finite_outputs(seen):
-                self.best_validation_score_ = best_score
-                return
-            network.set_state_arrays(last)
-        if check_outputs and not diverged and call_start is not None:
+        if check_outputs and not progress.diverged and progress.call_start is not None:
             if not self._finite_outputs(seen):
-                states = [(self.n_iter_ - 1, snapshot), call_start]
+                states = [(self.n_iter_ - 1, snapshot), progress.call_start]
                 self._stop_diverged(seen, states, learning_rate, epoch=self.n_iter_)
+
+    def _learning_rate_for_epoch(self) -> float:
+        """The scheduled rate of the next epoch (``n_iter_`` epochs are done)."""
+        schedule = SCHEDULES[self.decay_schedule]
+        return float(schedule(self.learning_rate, self.learning_rate_decay, self.n_iter_))
+
+    def _snapshot(self) -> list[np.ndarray]:
+        """A copy of the network's state arrays (to roll back to)."""
+        return [a.copy() for a in self.network_.state_arrays()]
+
+    def _train_one_epoch(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        batches: list[tuple[int, int]],
+        batch_buffer: np.ndarray,
+        learning_rate: float,
+    ) -> float:
+        """One pass over shuffled mini-batches of ``(X, y)``; return the mean loss.
+
+        The hot path: per batch, rows are gathered into the preallocated
+        ``batch_buffer`` and everything else works in place.
+        """
+        network, optimizer = self.network_, self.optimizer_
+        params, grads = [network.flat_params], [network.flat_grads]
+        weights, weight_grads = network.weights, network.weight_grads
+        l2 = float(self.l2)
+        n = X.shape[0]
+        order = self._rng.permutation(n)
+        total = 0.0
+        for start, stop in batches:
+            batch = order[start:stop]
+            m = batch.size
+            X_batch = np.take(X, batch, axis=0, out=batch_buffer[:m])
+            logits = network.forward(X_batch, training=True)
+            loss, dlogits = softmax_cross_entropy(logits, y[batch])
+            network.backward(dlogits)
+            if l2 > 0:
+                for W, dW in zip(weights, weight_grads):
+                    dW += (l2 / m) * W
+                    loss += l2 / (2 * m) * float(np.vdot(W, W))
+            optimizer.update(params, grads, learning_rate)
+            total += loss * m
+        return total / n
+
+    def _finite_epoch(self, epoch_loss: float) -> bool:
+        """Whether the epoch's loss and every weight after it are finite."""
+        return bool(np.isfinite(epoch_loss) and np.isfinite(self.network_.flat_params).all())
+
+    def _record_epoch(
+        self,
+        epoch_loss: float,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+        learning_rate: float,
+        started: float,
+    ) -> EpochRecord:
+        """Count the epoch, score the held-out rows (if any), append to ``loss_curve_``,
+        ``validation_scores_`` and ``history_``, and print the line when verbose."""
+        self.n_iter_ += 1
+        self.loss_curve_.append(epoch_loss)
+        score = None
+        if X_val is not None:
+            score = float(np.mean(self._predict_index(X_val) == y_val))
+            self.validation_scores_.append(score)
+        record = EpochRecord(
+            self.n_iter_, epoch_loss, score, learning_rate, time.perf_counter() - started
+        )
+        self.history_.append(record)
+        if self.verbose:
+            print(_format_record(record, self.max_epochs))
+        return record
+
+    def _end_epoch(self, subcontext: Any, callbacks: list[Any], record: EpochRecord) -> bool:
+        """Tell scikit-learn's callbacks, then ours, that the epoch ended; return
+        whether any of them asks to stop (all are called either way)."""
+        stop = subcontext.call_on_fit_task_end(estimator=self)
+        for callback in callbacks:
+            stop = bool(callback.on_epoch_end(self, record)) or stop
+        return bool(stop)
+
+    def _update_no_improvement(
+        self, progress: _Progress, epoch_loss: float, score: float | None
+    ) -> None:
+        """Count epochs without an improvement of ``tol``: of the held-out score with
+        early stopping (keeping a copy of the best weights), else of the training loss."""
+        if score is not None:
+            if score > progress.best_score + self.tol:
+                progress.best_score, progress.stalled = score, 0
+                progress.best_state = self._snapshot()
+                progress.best_epoch = self.n_iter_
+            else:
+                progress.stalled += 1
+        elif epoch_loss < progress.best_loss - self.tol:
+            progress.best_loss, progress.stalled = epoch_loss, 0
+        else:
+            progress.stalled += 1
+
+    def _restore_best(self, progress: _Progress, seen: list[np.ndarray]) -> bool:
+        """Roll back to the best held-out epoch, unless a divergence already rolled back
+        past it or its weights overflow on ``seen``; return whether it did."""
+        if progress.best_state is None or progress.best_epoch > self.n_iter_:
+            return False
+        last = self._snapshot()
+        self.network_.set_state_arrays(progress.best_state)
+        if self._finite_outputs(seen):
+            self.best_validation_score_ = progress.best_score
+            return True
+        self.network_.set_state_arrays(last)
+        return False
 
     def _finite_outputs(self, arrays: list[np.ndarray]) -> bool:
         """Whether inference on every row of ``arrays`` gives finite logits. A bound
@@ -716,6 +772,19 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         model.history_ = []
         model.diverged_ = bool(state.diverged)
         return model
+
+
+@dataclass
+class _Progress:
+    """What one ``_train`` call tracks across its epochs."""
+
+    best_loss: float = np.inf
+    best_score: float = -np.inf
+    stalled: int = 0  # epochs without an improvement of tol
+    best_state: list[np.ndarray] | None = None  # weights of the best held-out epoch
+    best_epoch: int = 0
+    call_start: tuple[int, list[np.ndarray]] | None = None  # (n_iter_, state) at the start
+    diverged: bool = False
 
 
 # Below this many GEMM FLOPs per training step, BLAS threads cost more than they save.
