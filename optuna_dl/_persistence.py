@@ -151,7 +151,7 @@ def _read_header(name: str, contents: dict[str, np.ndarray], cls: type) -> dict[
     return header
 
 
-def _decode(cls: type, header: dict[str, Any], contents: dict[str, np.ndarray]) -> ModelState:
+def _decode(cls: Any, header: dict[str, Any], contents: dict[str, np.ndarray]) -> ModelState:
     """The state stored in a file, its parameters checked against ``cls``'s rules and
     its sizes against its arrays (before anything of those sizes is allocated)."""
     if not isinstance(header.get("params"), dict):

@@ -414,8 +414,20 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             self._run_epochs(X, y, X_val, y_val, n_epochs, context, batches, check_outputs)
 
     def _run_epochs(
-        self, X, y, X_val, y_val, n_epochs, context, batches, check_outputs=False
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+        n_epochs: int,
+        context: Any,
+        batches: list[tuple[int, int]],
+        check_outputs: bool = False,
     ) -> None:
+        """Train up to ``n_epochs`` epochs, stopping on divergence, on a callback's
+        request or after ``n_iter_no_change`` epochs without improvement; then roll back
+        to the best held-out epoch, and (``check_outputs``) make sure the model returned
+        gives finite outputs on every row it was given."""
         batch_buffer = np.empty((max(b - a for a, b in batches), X.shape[1]), X.dtype)
         progress = _Progress()
         seen = [X] if X_val is None else [X, X_val]  # every row fit was given
