@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from optuna_dl.nn.network import Network
+from optuna_dl._validation import check_parameters
 
 FORMAT = "optuna-dl-model"
 FORMAT_VERSION = 1
@@ -32,22 +33,48 @@ def _label_array(labels: np.ndarray) -> tuple[np.ndarray, str]:
     )
 
 
+@dataclass
+class ModelState:
+    """Everything a model file holds, as plain values and arrays.
+
+    The estimator turns itself into one (``DeepNetClassifier._to_state``) and builds
+    itself from one (``DeepNetClassifier._from_state``); this module turns one into a
+    file and back, checking what it reads, without knowing the estimator's internals.
+    """
+
+    params: dict[str, Any]
+    classes: np.ndarray
+    n_features_in: int
+    feature_names_in: np.ndarray | None
+    #: ``Network.state_arrays()``: parameters then buffers, in the network's order.
+    network: list[np.ndarray]
+    optimizer_t: int
+    #: The optimizer's state arrays by slot (empty for plain SGD or before a step).
+    optimizer_state: dict[str, list[np.ndarray]]
+    rng: np.random.Generator
+    n_iter: int
+    loss_curve: list[float]
+    validation_scores: list[float] | None
+    best_validation_score: float | None
+    diverged: bool
+
+
 def save_model(model: Any, path: Any) -> None:
     """Write ``model`` (a fitted DeepNetClassifier) to ``path``."""
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model, "network_")
+    state: ModelState = model._to_state()
     arrays: dict[str, np.ndarray] = {}
-    for i, array in enumerate(model.network_.state_arrays()):
+    for i, array in enumerate(state.network):
         arrays[f"network_{i:03d}"] = array
-    optimizer = model.optimizer_
-    for slot, slot_arrays in optimizer.state().items():
+    for slot, slot_arrays in state.optimizer_state.items():
         for i, array in enumerate(slot_arrays):
             arrays[f"optimizer_{slot}_{i:03d}"] = array
-    arrays["classes"], classes_kind = _label_array(model.classes_)
-    if hasattr(model, "feature_names_in_"):
-        arrays["feature_names"] = np.asarray(model.feature_names_in_, dtype=str)
-    params = model.get_params(deep=False)
+    arrays["classes"], classes_kind = _label_array(state.classes)
+    if state.feature_names_in is not None:
+        arrays["feature_names"] = np.asarray(state.feature_names_in, dtype=str)
+    params = dict(state.params)
     if not (params["random_state"] is None or isinstance(params["random_state"], int)):
         params["random_state"] = None
     header = {
@@ -55,17 +82,17 @@ def save_model(model: Any, path: Any) -> None:
         "format_version": FORMAT_VERSION,
         "class": type(model).__name__,
         "params": params,
-        "n_features_in": int(model.n_features_in_),
+        "n_features_in": int(state.n_features_in),
         "classes_kind": classes_kind,
-        "n_iter": int(model.n_iter_),
-        "loss_curve": [float(v) for v in model.loss_curve_],
-        "validation_scores": model.validation_scores_,
-        "best_validation_score": model.best_validation_score_,
-        "diverged": bool(model.diverged_),
-        "optimizer_t": int(optimizer.t),
-        "optimizer_slots": list(optimizer.state()),
-        "rng_state": model._rng.bit_generator.state,
-        "rng_name": type(model._rng.bit_generator).__name__,
+        "n_iter": int(state.n_iter),
+        "loss_curve": [float(v) for v in state.loss_curve],
+        "validation_scores": state.validation_scores,
+        "best_validation_score": state.best_validation_score,
+        "diverged": bool(state.diverged),
+        "optimizer_t": int(state.optimizer_t),
+        "optimizer_slots": list(state.optimizer_state),
+        "rng_state": state.rng.bit_generator.state,
+        "rng_name": type(state.rng.bit_generator).__name__,
     }
     arrays["header"] = np.array(json.dumps(header))
     with open(os.fspath(path), "wb") as handle:
@@ -97,10 +124,7 @@ def load_model(cls: type, path: Any) -> Any:
         )
     header = _read_header(name, contents, cls)
     try:
-        if not isinstance(header.get("params"), dict):
-            raise ValueError("the header has no parameter table")
-        model = cls(**header["params"])
-        _restore(model, header, contents)
+        model = cls._from_state(_decode(cls, header, contents))
     except (KeyError, ValueError, TypeError, ArithmeticError) as error:
         raise ValueError(f"{name!r} is a damaged optuna-dl model file: {error}") from None
     return model
@@ -127,77 +151,60 @@ def _read_header(name: str, contents: dict[str, np.ndarray], cls: type) -> dict[
     return header
 
 
-def _restore(model: Any, header: dict[str, Any], contents: dict[str, np.ndarray]) -> None:
-    from optuna_dl._validation import check_parameters
-    from optuna_dl.estimator import _PARAMETER_RULES, DTYPES, _make_generator
-
-    check_parameters(type(model).__name__, model.get_params(deep=False), _PARAMETER_RULES)
+def _decode(cls: Any, header: dict[str, Any], contents: dict[str, np.ndarray]) -> ModelState:
+    """The state stored in a file, its parameters checked against ``cls``'s rules and
+    its sizes against its arrays (before anything of those sizes is allocated)."""
+    if not isinstance(header.get("params"), dict):
+        raise ValueError("the header has no parameter table")
+    params = cls(**header["params"]).get_params(deep=False)
+    check_parameters(cls.__name__, params, cls._parameter_constraints)
     classes = contents["classes"]
     if header["classes_kind"] == "str":
         classes = classes.astype(object)
-    model.classes_ = classes
-    model.n_features_in_ = _check_sizes(model, header["n_features_in"], classes.size, contents)
-    if "feature_names" in contents:
-        model.feature_names_in_ = contents["feature_names"].astype(object)
-    rng = _make_generator(None)
+    n_features, n_arrays = _check_sizes(params, header["n_features_in"], classes.size, contents)
+    feature_names = contents.get("feature_names")
+    rng = np.random.default_rng()
     if header["rng_name"] != type(rng.bit_generator).__name__:
         raise ValueError(f"unsupported random generator {header['rng_name']!r}")
     rng.bit_generator.state = header["rng_state"]
-    model._rng = rng
-    network = Network(
-        model.n_features_in_,
-        classes.size,
-        [model.n_units] * model.n_layers,
-        activation=model.activation,
-        batch_norm=model.batch_norm,
-        dropout=model.dropout,
-        rng=rng,
-        dtype=DTYPES[model.dtype],
-    )
-    n_arrays = len(network.state_arrays())
-    network.set_state_arrays([contents[f"network_{i:03d}"] for i in range(n_arrays)])
-    rng.bit_generator.state = header["rng_state"]  # building the network drew from it
-    model.network_ = network
-    optimizer = model._make_optimizer()
     slots = header["optimizer_slots"]
-    if slots:
-        expected = [network.flat_params]
-        state = {
-            slot: [contents[f"optimizer_{slot}_{i:03d}"] for i in range(len(expected))]
-            for slot in slots
-        }
-        for slot, arrays in state.items():
-            for array, param in zip(arrays, expected):
-                if array.shape != param.shape or array.dtype != param.dtype:
-                    raise ValueError(
-                        f"optimizer state {slot!r} has shape {array.shape} and dtype "
-                        f"{array.dtype}; the network needs {param.shape} and {param.dtype}"
-                    )
-        optimizer.load_state(header["optimizer_t"], state)
-    else:
-        optimizer.t = int(header["optimizer_t"])
-    model.optimizer_ = optimizer
-    model.n_iter_ = int(header["n_iter"])
-    model.loss_curve_ = list(header["loss_curve"])
-    model.validation_scores_ = header["validation_scores"]
-    model.best_validation_score_ = header["best_validation_score"]
-    model.history_ = []
-    model.diverged_ = bool(header["diverged"])
+    return ModelState(
+        params=params,
+        classes=classes,
+        n_features_in=n_features,
+        feature_names_in=None if feature_names is None else feature_names.astype(object),
+        network=[contents[f"network_{i:03d}"] for i in range(n_arrays)],
+        # The optimizer updates one flat vector of every parameter: one array per slot.
+        optimizer_state={slot: [contents[f"optimizer_{slot}_000"]] for slot in slots}
+        if slots
+        else {},
+        optimizer_t=int(header["optimizer_t"]),
+        rng=rng,
+        n_iter=int(header["n_iter"]),
+        loss_curve=list(header["loss_curve"]),
+        validation_scores=header["validation_scores"],
+        best_validation_score=header["best_validation_score"],
+        diverged=bool(header["diverged"]),
+    )
 
 
-def _check_sizes(model: Any, n_features: Any, n_classes: int, contents: dict) -> int:
+def _check_sizes(
+    params: dict[str, Any], n_features: Any, n_classes: int, contents: dict
+) -> tuple[int, int]:
     """Check the header's sizes against the stored arrays before a network of those
-    sizes is allocated (a crafted header could ask for terabytes); return n_features."""
-    per_layer = 5 if model.batch_norm else 2  # W, gamma, beta and 2 moving averages; W, b
-    for i in range(model.n_layers * per_layer + 2):
+    sizes is allocated (a crafted header could ask for terabytes); return n_features
+    and the number of network arrays."""
+    per_layer = 5 if params["batch_norm"] else 2  # W, gamma, beta and 2 moving averages; W, b
+    n_arrays = params["n_layers"] * per_layer + 2
+    for i in range(n_arrays):
         contents[f"network_{i:03d}"]  # a KeyError names the first missing array
     if isinstance(n_features, bool) or not isinstance(n_features, int):
         raise ValueError(f"n_features_in is {n_features!r}, not an integer")
-    width = model.n_units if model.n_layers else n_classes
+    width = params["n_units"] if params["n_layers"] else n_classes
     shape = contents["network_000"].shape
     if shape != (n_features, width):
         raise ValueError(
             f"array shape {shape} does not match n_features_in={n_features} and "
-            f"{'n_units' if model.n_layers else 'the class count'}={width}"
+            f"{'n_units' if params['n_layers'] else 'the class count'}={width}"
         )
-    return n_features
+    return n_features, n_arrays

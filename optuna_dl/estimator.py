@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -15,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from optuna_dl import _validation as rules
+from optuna_dl._persistence import ModelState, load_model, save_model
 from optuna_dl.callbacks import EpochRecord
 from optuna_dl.nn.activations import ACTIVATIONS
 from optuna_dl.nn.losses import log_softmax, softmax_cross_entropy
@@ -27,34 +29,6 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 
 class DivergenceWarning(UserWarning):
     """Training produced a non-finite loss or weight and was stopped."""
-
-
-_PARAMETER_RULES: dict[str, Any] = {
-    "n_layers": rules.Interval("int", 0, None),
-    "n_units": rules.Interval("int", 1, None),
-    "activation": rules.OneOf.keys_of(ACTIVATIONS),
-    "batch_norm": rules.Boolean(),
-    "optimizer": rules.OneOf.keys_of(OPTIMIZERS),
-    "learning_rate": rules.Interval("float", 0, None, "neither"),
-    "beta": rules.Interval("float", 0, 1, "left"),
-    "beta1": rules.Interval("float", 0, 1, "left"),
-    "beta2": rules.Interval("float", 0, 1, "left"),
-    "epsilon": rules.Interval("float", 0, None, "neither"),
-    "learning_rate_decay": rules.Interval("float", 0, None, "left"),
-    "decay_schedule": rules.OneOf.keys_of(SCHEDULES),
-    "batch_size": rules.Interval("int", 1, None),
-    "max_epochs": rules.Interval("int", 1, None),
-    "l2": rules.Interval("float", 0, None, "left"),
-    "dropout": rules.Interval("float", 0, 1, "left"),
-    "early_stopping": rules.Boolean(),
-    "validation_fraction": rules.Interval("float", 0, 1, "neither"),
-    "n_iter_no_change": rules.Interval("int", 1, None),
-    "tol": rules.Interval("float", 0, None, "left"),
-    "dtype": rules.OneOf.keys_of(DTYPES),
-    "random_state": rules.RandomState(),
-    "warm_start": rules.Boolean(),
-    "verbose": rules.Interval("int", 0, None),
-}
 
 
 class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
@@ -154,6 +128,37 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     True
     """
 
+    #: The rule each constructor parameter must satisfy, checked by ``fit`` (and by
+    #: anything that sets parameters from outside: study files, ``babysit --set``, model
+    #: files). Shaped like scikit-learn's ``_parameter_constraints``, with the rules of
+    #: ``optuna_dl._validation`` as values.
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "n_layers": rules.Interval("int", 0, None),
+        "n_units": rules.Interval("int", 1, None),
+        "activation": rules.OneOf.keys_of(ACTIVATIONS),
+        "batch_norm": rules.Boolean(),
+        "optimizer": rules.OneOf.keys_of(OPTIMIZERS),
+        "learning_rate": rules.Interval("float", 0, None, "neither"),
+        "beta": rules.Interval("float", 0, 1, "left"),
+        "beta1": rules.Interval("float", 0, 1, "left"),
+        "beta2": rules.Interval("float", 0, 1, "left"),
+        "epsilon": rules.Interval("float", 0, None, "neither"),
+        "learning_rate_decay": rules.Interval("float", 0, None, "left"),
+        "decay_schedule": rules.OneOf.keys_of(SCHEDULES),
+        "batch_size": rules.Interval("int", 1, None),
+        "max_epochs": rules.Interval("int", 1, None),
+        "l2": rules.Interval("float", 0, None, "left"),
+        "dropout": rules.Interval("float", 0, 1, "left"),
+        "early_stopping": rules.Boolean(),
+        "validation_fraction": rules.Interval("float", 0, 1, "neither"),
+        "n_iter_no_change": rules.Interval("int", 1, None),
+        "tol": rules.Interval("float", 0, None, "left"),
+        "dtype": rules.OneOf.keys_of(DTYPES),
+        "random_state": rules.RandomState(),
+        "warm_start": rules.Boolean(),
+        "verbose": rules.Interval("int", 0, None),
+    }
+
     def __init__(
         self,
         n_layers: int = 2,
@@ -241,7 +246,9 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _fit(self, X: Any, y: Any, *, incremental: bool, classes: Any = None):
-        rules.check_parameters(type(self).__name__, self.get_params(deep=False), _PARAMETER_RULES)
+        rules.check_parameters(
+            type(self).__name__, self.get_params(deep=False), self._parameter_constraints
+        )
         _check_label_types(y, "y")
         if classes is not None:
             _check_label_types(classes, "classes")
@@ -323,6 +330,43 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             epsilon=self.epsilon,
         )
 
+    def reset_optimizer(self, *, keep_state: bool = True) -> bool:
+        """Rebuild ``optimizer_`` from the current optimizer hyperparameters.
+
+        Call it after ``set_params`` changed ``optimizer``, ``beta``, ``beta1``,
+        ``beta2`` or ``epsilon`` on a fitted model: the optimizer is built when the
+        weights are initialized, so without this call a warm-started ``fit`` or a
+        ``partial_fit`` would keep the old coefficients. The other parameters
+        (learning rate, its decay, batch size, ``l2``) are read every epoch and need
+        no reset.
+
+        Parameters
+        ----------
+        keep_state : bool, default=True
+            Carry the step count ``t`` and the per-parameter state (momentum's
+            velocity, RMSprop's square average, Adam's first and second moments) over
+            to the new optimizer when it uses the same update rule as the old one;
+            the new coefficients apply from the next step on.
+
+        Returns
+        -------
+        carried_over : bool
+            Whether the old state was carried over. It is lost (the new optimizer
+            starts from zero: ``t = 0``, no velocity, no moments) when
+            ``keep_state`` is False or the update rule changed, e.g. from
+            ``"momentum"`` to ``"adam"``.
+        """
+        check_is_fitted(self, "optimizer_")
+        old, new = self.optimizer_, self._make_optimizer()
+        carried_over = keep_state and type(new) is type(old)
+        if carried_over:
+            if old.state():
+                new.load_state(old.t, old.state())
+            else:
+                new.t = old.t
+        self.optimizer_ = new
+        return carried_over
+
     def _encode(self, y: np.ndarray) -> np.ndarray:
         index = np.searchsorted(self.classes_, y)
         index = np.clip(index, 0, self.classes_.size - 1)
@@ -370,101 +414,168 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             self._run_epochs(X, y, X_val, y_val, n_epochs, context, batches, check_outputs)
 
     def _run_epochs(
-        self, X, y, X_val, y_val, n_epochs, context, batches, check_outputs=False
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+        n_epochs: int,
+        context: Any,
+        batches: list[tuple[int, int]],
+        check_outputs: bool = False,
     ) -> None:
-        network, optimizer, rng = self.network_, self.optimizer_, self._rng
-        n = X.shape[0]
-        params, grads = [network.flat_params], [network.flat_grads]
-        weights, weight_grads = network.weights, network.weight_grads
+        """Train up to ``n_epochs`` epochs, stopping on divergence, on a callback's
+        request or after ``n_iter_no_change`` epochs without improvement; then roll back
+        to the best held-out epoch, and (``check_outputs``) make sure the model returned
+        gives finite outputs on every row it was given."""
         batch_buffer = np.empty((max(b - a for a, b in batches), X.shape[1]), X.dtype)
-        l2 = float(self.l2)
-        best_loss, best_score, stalled = np.inf, -np.inf, 0
-        best_state: list[np.ndarray] | None = None
-        best_epoch = 0
-        call_start: tuple[int, list[np.ndarray]] | None = None
-        diverged = False
+        progress = _Progress()
         seen = [X] if X_val is None else [X, X_val]  # every row fit was given
         callbacks = [
             cb for cb in getattr(self, "_skl_callbacks", []) if hasattr(cb, "on_epoch_end")
         ]
+        snapshot: list[np.ndarray] = []
+        learning_rate = float(self.learning_rate)
         for _ in range(n_epochs):
             started = time.perf_counter()
-            learning_rate = float(
-                SCHEDULES[self.decay_schedule](
-                    self.learning_rate, self.learning_rate_decay, self.n_iter_
-                )
-            )
+            learning_rate = self._learning_rate_for_epoch()
             subcontext = context.subcontext(task_name="epoch")
             subcontext.call_on_fit_task_begin(estimator=self)
-            snapshot = [a.copy() for a in network.state_arrays()]
-            if call_start is None:
-                call_start = (self.n_iter_, snapshot)
-            order = rng.permutation(n)
-            total = 0.0
-            for start, stop in batches:
-                batch = order[start:stop]
-                m = batch.size
-                X_batch = np.take(X, batch, axis=0, out=batch_buffer[:m])
-                logits = network.forward(X_batch, training=True)
-                loss, dlogits = softmax_cross_entropy(logits, y[batch])
-                network.backward(dlogits)
-                if l2 > 0:
-                    for W, dW in zip(weights, weight_grads):
-                        dW += (l2 / m) * W
-                        loss += l2 / (2 * m) * float(np.vdot(W, W))
-                optimizer.update(params, grads, learning_rate)
-                total += loss * m
-            epoch_loss = total / n
-            if not (np.isfinite(epoch_loss) and np.isfinite(network.flat_params).all()):
-                states = [(self.n_iter_, snapshot), call_start]
+            snapshot = self._snapshot()
+            if progress.call_start is None:
+                progress.call_start = (self.n_iter_, snapshot)
+            epoch_loss = self._train_one_epoch(X, y, batches, batch_buffer, learning_rate)
+            if not self._finite_epoch(epoch_loss):
+                states = [(self.n_iter_, snapshot), progress.call_start]
                 self._stop_diverged(seen, states, learning_rate)
-                diverged = True
+                progress.diverged = True
                 break
-            self.n_iter_ += 1
-            self.loss_curve_.append(epoch_loss)
-            score = None
-            if X_val is not None:
-                score = float(np.mean(self._predict_index(X_val) == y_val))
-                self.validation_scores_.append(score)
-            record = EpochRecord(
-                self.n_iter_, epoch_loss, score, learning_rate, time.perf_counter() - started
-            )
-            self.history_.append(record)
-            if self.verbose:
-                print(_format_record(record, self.max_epochs))
-
-            stop = subcontext.call_on_fit_task_end(estimator=self)
-            for callback in callbacks:
-                stop = bool(callback.on_epoch_end(self, record)) or stop
+            record = self._record_epoch(epoch_loss, X_val, y_val, learning_rate, started)
+            stop = self._end_epoch(subcontext, callbacks, record)
             if n_epochs == 1:
                 break
-            if score is not None:
-                if score > best_score + self.tol:
-                    best_score, stalled = score, 0
-                    best_state = [a.copy() for a in network.state_arrays()]
-                    best_epoch = self.n_iter_
-                else:
-                    stalled += 1
-            elif epoch_loss < best_loss - self.tol:
-                best_loss, stalled = epoch_loss, 0
-            else:
-                stalled += 1
-            if stop or stalled >= self.n_iter_no_change:
+            self._update_no_improvement(progress, epoch_loss, record.validation_score)
+            if stop or progress.stalled >= self.n_iter_no_change:
                 break
+        if self._restore_best(progress, seen):
+            return
         # Finite weights can still be so large that inference overflows; the next epoch
         # notices (its loss is not finite), but after the last one fit checks the model it
         # returns, so that it never outputs NaN on the data it was fit on.
-        if best_state is not None and best_epoch <= self.n_iter_:  # not rolled back
-            last = [a.copy() for a in network.state_arrays()]
-            network.set_state_arrays(best_state)
-            if self._finite_outputs(seen):
-                self.best_validation_score_ = best_score
-                return
-            network.set_state_arrays(last)
-        if check_outputs and not diverged and call_start is not None:
+        if check_outputs and not progress.diverged and progress.call_start is not None:
             if not self._finite_outputs(seen):
-                states = [(self.n_iter_ - 1, snapshot), call_start]
+                states = [(self.n_iter_ - 1, snapshot), progress.call_start]
                 self._stop_diverged(seen, states, learning_rate, epoch=self.n_iter_)
+
+    def _learning_rate_for_epoch(self) -> float:
+        """The scheduled rate of the next epoch (``n_iter_`` epochs are done)."""
+        schedule = SCHEDULES[self.decay_schedule]
+        return float(schedule(self.learning_rate, self.learning_rate_decay, self.n_iter_))
+
+    def _snapshot(self) -> list[np.ndarray]:
+        """A copy of the network's state arrays (to roll back to)."""
+        return [a.copy() for a in self.network_.state_arrays()]
+
+    def _train_one_epoch(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        batches: list[tuple[int, int]],
+        batch_buffer: np.ndarray,
+        learning_rate: float,
+    ) -> float:
+        """One pass over shuffled mini-batches of ``(X, y)``; return the mean loss.
+
+        The hot path: per batch, rows are gathered into the preallocated
+        ``batch_buffer`` and everything else works in place.
+        """
+        network, optimizer = self.network_, self.optimizer_
+        params, grads = [network.flat_params], [network.flat_grads]
+        weights, weight_grads = network.weights, network.weight_grads
+        l2 = float(self.l2)
+        n = X.shape[0]
+        order = self._rng.permutation(n)
+        total = 0.0
+        for start, stop in batches:
+            batch = order[start:stop]
+            m = batch.size
+            X_batch = np.take(X, batch, axis=0, out=batch_buffer[:m])
+            logits = network.forward(X_batch, training=True)
+            loss, dlogits = softmax_cross_entropy(logits, y[batch])
+            network.backward(dlogits)
+            if l2 > 0:
+                for W, dW in zip(weights, weight_grads):
+                    dW += (l2 / m) * W
+                    loss += l2 / (2 * m) * float(np.vdot(W, W))
+            optimizer.update(params, grads, learning_rate)
+            total += loss * m
+        return total / n
+
+    def _finite_epoch(self, epoch_loss: float) -> bool:
+        """Whether the epoch's loss and every weight after it are finite."""
+        return bool(np.isfinite(epoch_loss) and np.isfinite(self.network_.flat_params).all())
+
+    def _record_epoch(
+        self,
+        epoch_loss: float,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+        learning_rate: float,
+        started: float,
+    ) -> EpochRecord:
+        """Count the epoch, score the held-out rows (if any), append to ``loss_curve_``,
+        ``validation_scores_`` and ``history_``, and print the line when verbose."""
+        self.n_iter_ += 1
+        self.loss_curve_.append(epoch_loss)
+        score = None
+        if X_val is not None:
+            score = float(np.mean(self._predict_index(X_val) == y_val))
+            self.validation_scores_.append(score)
+        record = EpochRecord(
+            self.n_iter_, epoch_loss, score, learning_rate, time.perf_counter() - started
+        )
+        self.history_.append(record)
+        if self.verbose:
+            print(_format_record(record, self.max_epochs))
+        return record
+
+    def _end_epoch(self, subcontext: Any, callbacks: list[Any], record: EpochRecord) -> bool:
+        """Tell scikit-learn's callbacks, then ours, that the epoch ended; return
+        whether any of them asks to stop (all are called either way)."""
+        stop = subcontext.call_on_fit_task_end(estimator=self)
+        for callback in callbacks:
+            stop = bool(callback.on_epoch_end(self, record)) or stop
+        return bool(stop)
+
+    def _update_no_improvement(
+        self, progress: _Progress, epoch_loss: float, score: float | None
+    ) -> None:
+        """Count epochs without an improvement of ``tol``: of the held-out score with
+        early stopping (keeping a copy of the best weights), else of the training loss."""
+        if score is not None:
+            if score > progress.best_score + self.tol:
+                progress.best_score, progress.stalled = score, 0
+                progress.best_state = self._snapshot()
+                progress.best_epoch = self.n_iter_
+            else:
+                progress.stalled += 1
+        elif epoch_loss < progress.best_loss - self.tol:
+            progress.best_loss, progress.stalled = epoch_loss, 0
+        else:
+            progress.stalled += 1
+
+    def _restore_best(self, progress: _Progress, seen: list[np.ndarray]) -> bool:
+        """Roll back to the best held-out epoch, unless a divergence already rolled back
+        past it or its weights overflow on ``seen``; return whether it did."""
+        if progress.best_state is None or progress.best_epoch > self.n_iter_:
+            return False
+        last = self._snapshot()
+        self.network_.set_state_arrays(progress.best_state)
+        if self._finite_outputs(seen):
+            self.best_validation_score_ = progress.best_score
+            return True
+        self.network_.set_state_arrays(last)
+        return False
 
     def _finite_outputs(self, arrays: list[np.ndarray]) -> bool:
         """Whether inference on every row of ``arrays`` gives finite logits. A bound
@@ -511,7 +622,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 if records is not None:
                     del records[max(len(records) - dropped, 0) :]
             self.n_iter_ = n_iter
-        self.optimizer_ = self._make_optimizer()
+        self.reset_optimizer(keep_state=False)
         self.diverged_ = True
         warnings.warn(
             f"training diverged in epoch {epoch} at learning_rate="
@@ -601,8 +712,6 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         ----------
         path : str or path-like
         """
-        from optuna_dl._persistence import save_model
-
         save_model(self, path)
 
     @classmethod
@@ -617,9 +726,77 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         -------
         DeepNetClassifier
         """
-        from optuna_dl._persistence import load_model
-
         return load_model(cls, path)
+
+    def _to_state(self) -> ModelState:
+        """What :meth:`save` writes: the parameters and the fitted state (not copies)."""
+        return ModelState(
+            params=self.get_params(deep=False),
+            classes=self.classes_,
+            n_features_in=self.n_features_in_,
+            feature_names_in=getattr(self, "feature_names_in_", None),
+            network=self.network_.state_arrays(),
+            optimizer_t=self.optimizer_.t,
+            optimizer_state=self.optimizer_.state(),
+            rng=self._rng,
+            n_iter=self.n_iter_,
+            loss_curve=self.loss_curve_,
+            validation_scores=self.validation_scores_,
+            best_validation_score=self.best_validation_score_,
+            diverged=self.diverged_,
+        )
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> DeepNetClassifier:
+        """The model :meth:`_to_state` described; ``state.params`` must already be
+        checked against ``_parameter_constraints`` and its sizes against its arrays.
+
+        Raises ValueError when an array does not fit the network the parameters build.
+        The per-epoch ``history_`` is not stored and starts empty.
+        """
+        model = cls(**state.params)
+        model.classes_ = state.classes
+        model.n_features_in_ = state.n_features_in
+        if state.feature_names_in is not None:
+            model.feature_names_in_ = state.feature_names_in
+        rng_state = state.rng.bit_generator.state
+        model._rng = state.rng
+        model.network_ = model._new_network(state.n_features_in, state.classes.size)
+        model.network_.set_state_arrays(state.network)
+        model._rng.bit_generator.state = rng_state  # building the network drew from it
+        model.optimizer_ = model._make_optimizer()
+        if state.optimizer_state:
+            expected = [model.network_.flat_params]
+            for slot, arrays in state.optimizer_state.items():
+                for array, param in zip(arrays, expected):
+                    if array.shape != param.shape or array.dtype != param.dtype:
+                        raise ValueError(
+                            f"optimizer state {slot!r} has shape {array.shape} and dtype "
+                            f"{array.dtype}; the network needs {param.shape} and {param.dtype}"
+                        )
+            model.optimizer_.load_state(state.optimizer_t, state.optimizer_state)
+        else:
+            model.optimizer_.t = int(state.optimizer_t)
+        model.n_iter_ = int(state.n_iter)
+        model.loss_curve_ = list(state.loss_curve)
+        model.validation_scores_ = state.validation_scores
+        model.best_validation_score_ = state.best_validation_score
+        model.history_ = []
+        model.diverged_ = bool(state.diverged)
+        return model
+
+
+@dataclass
+class _Progress:
+    """What one ``_train`` call tracks across its epochs."""
+
+    best_loss: float = np.inf
+    best_score: float = -np.inf
+    stalled: int = 0  # epochs without an improvement of tol
+    best_state: list[np.ndarray] | None = None  # weights of the best held-out epoch
+    best_epoch: int = 0
+    call_start: tuple[int, list[np.ndarray]] | None = None  # (n_iter_, state) at the start
+    diverged: bool = False
 
 
 # Below this many GEMM FLOPs per training step, BLAS threads cost more than they save.

@@ -258,6 +258,49 @@ def test_without_warm_start_fit_reinitializes():
     assert_same_state(state(model), first)  # same seed, fresh start: same model
 
 
+def test_reset_optimizer_carries_the_state_over_to_new_coefficients():
+    X, y = make_data()
+    model = small(optimizer="adam", max_epochs=2, n_iter_no_change=100).fit(X, y)
+    old = model.optimizer_
+    moments = {slot: [a.copy() for a in arrays] for slot, arrays in old.state().items()}
+    model.set_params(beta1=0.5, epsilon=1e-6)
+    assert model.reset_optimizer() is True
+    new = model.optimizer_
+    assert new is not old
+    assert (new.beta1, new.epsilon, new.t) == (0.5, 1e-6, old.t)
+    for slot, arrays in moments.items():
+        for saved, carried in zip(arrays, new.state()[slot], strict=True):
+            assert np.array_equal(saved, carried)
+            assert not np.shares_memory(carried, old.state()[slot][0])
+
+
+def test_reset_optimizer_without_state_keeps_the_step_count():
+    X, y = make_data()
+    model = small(optimizer="sgd", max_epochs=1).fit(X, y)
+    t = model.optimizer_.t
+    assert model.reset_optimizer() is True
+    assert model.optimizer_.t == t > 0
+    assert model.optimizer_.state() == {}
+
+
+@pytest.mark.parametrize("change, keep_state", [({"optimizer": "momentum"}, True), ({}, False)])
+def test_reset_optimizer_starts_from_zero(change, keep_state):
+    X, y = make_data()
+    model = small(optimizer="adam", max_epochs=1).fit(X, y)
+    model.set_params(**change)
+    assert model.reset_optimizer(keep_state=keep_state) is False
+    assert type(model.optimizer_).__name__.lower() == model.optimizer
+    assert model.optimizer_.t == 0
+    assert model.optimizer_.state() == {}
+
+
+def test_reset_optimizer_needs_a_fitted_model():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        small().reset_optimizer()
+
+
 def test_warm_start_may_switch_early_stopping_on():
     X, y = easy_data()
     model = small(max_epochs=2, n_iter_no_change=100).fit(X, y)

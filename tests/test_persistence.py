@@ -321,3 +321,34 @@ def test_a_pickle_renamed_to_npz_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not a readable optuna-dl model file"):
         DeepNetClassifier.load(path)
     assert not marker.exists()
+
+
+def _imported_modules(module) -> set[str]:
+    """Every module an ``import`` statement of ``module``'s source names, at any depth
+    (inside functions and ``if TYPE_CHECKING:`` blocks too), made absolute."""
+    import ast
+    import inspect
+
+    package = module.__name__.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_persistence_does_not_import_the_estimator():
+    # The estimator imports _persistence; the other way round would be a cycle.
+    import optuna_dl._persistence as persistence
+    import optuna_dl.estimator as estimator
+
+    assert "optuna_dl._persistence" in _imported_modules(estimator)
+    imported = _imported_modules(persistence)
+    assert not {name for name in imported if name.startswith("optuna_dl.estimator")}

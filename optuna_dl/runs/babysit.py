@@ -38,6 +38,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from optuna_dl.estimator import _PARAMETER_RULES, DeepNetClassifier, DivergenceWarning
+from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
 from optuna_dl.records import BABYSIT
 from optuna_dl.runs.config import CONFIG_ATTR, StudyConfig, config_to_dict
 from optuna_dl.runs.interrupts import InterruptGuard
@@ -65,7 +66,9 @@ NOT_SETTABLE = {
     "tol": "you decide when to stop",
     "verbose": "babysit prints every epoch",
 }
-SETTABLE = tuple(name for name in _PARAMETER_RULES if name not in NOT_SETTABLE)
+SETTABLE = tuple(
+    name for name in DeepNetClassifier._parameter_constraints if name not in NOT_SETTABLE
+)
 ARCHITECTURE = ("n_layers", "n_units", "activation", "batch_norm", "dropout", "dtype")
 OPTIMIZER_DEFINING = ("optimizer", "beta", "beta1", "beta2", "epsilon")
 _CHECKPOINT = re.compile(r"^trial-(\d+)-epoch-(\d+)\.npz$")
@@ -109,14 +112,14 @@ def parse_settings(items: Sequence[str]) -> dict[str, Any]:
             raise BabysitError(f"--set {item!r}: expected NAME=VALUE, e.g. learning_rate=0.01.")
         if name in NOT_SETTABLE:
             raise BabysitError(f"--set {item}: {name!r} cannot be set ({NOT_SETTABLE[name]}).")
-        if name not in _PARAMETER_RULES:
+        if name not in DeepNetClassifier._parameter_constraints:
             raise BabysitError(
                 f"--set {item}: unknown parameter {name!r}; settable: {', '.join(SETTABLE)}."
             )
         if name in settings:
             raise BabysitError(f"--set {item}: {name!r} is set twice.")
         value = _parse_value(text)
-        rule = _PARAMETER_RULES[name]
+        rule = DeepNetClassifier._parameter_constraints[name]
         if getattr(rule, "kind", None) == "float" and isinstance(value, int):
             value = float(value)
         finite = not isinstance(value, float) or math.isfinite(value)
@@ -169,15 +172,9 @@ def _resume(path: Path, settings: dict[str, Any], n_features: int, classes: np.n
         )
     notes = []
     if changes:
-        old = model.optimizer_
         model.set_params(**changes)
         if any(k in OPTIMIZER_DEFINING for k in changes):
-            new = model._make_optimizer()
-            if type(new) is type(old):
-                if old.state():
-                    new.load_state(old.t, old.state())
-                else:
-                    new.t = old.t
+            if model.reset_optimizer(keep_state=True):
                 notes.append(
                     f"optimizer {model.optimizer!r} rebuilt with the new coefficients; its "
                     "moments and step count carried over"
@@ -187,7 +184,6 @@ def _resume(path: Path, settings: dict[str, Any], n_features: int, classes: np.n
                     f"optimizer changed from {current['optimizer']!r} to {model.optimizer!r}; "
                     "its state starts from zero"
                 )
-            model.optimizer_ = new
     return model, changes, notes
 
 
@@ -270,39 +266,64 @@ def _save(model: DeepNetClassifier, path: Path) -> None:
 
 
 # --------------------------------------------------------------------- main
-def babysit(
-    config: StudyConfig,
-    *,
-    settings: dict[str, Any] | None = None,
-    resume: str | Path | None = None,
-    epochs: int | None = None,
-    checkpoint_dir: str | Path | None = None,
-    out: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Train one model of ``config``'s study epoch by epoch; see the module docstring.
+@dataclass
+class _Session:
+    """The trial a babysat run writes to, and where its checkpoints go."""
 
-    Returns a summary: ``trial`` (its number), ``value``, ``best_epoch``, ``epochs``
-    (the network's epoch count), ``checkpoint`` (the last one written) and
-    ``interrupted``.
+    study: optuna.Study
+    trial: optuna.Trial
+    directory: Path
+    scorer: Any
+    start_epoch: int
+    history: list[float]  # the scores reported so far, the parent trial's included
 
-    Raises
-    ------
-    BabysitError, ConfigError, StorageError
-        One line each; raised before the study is touched.
-    """
-    from sklearn.metrics import get_scorer
 
-    settings = dict(settings or {})
+@dataclass
+class _Outcome:
+    """What the epochs of one babysat run produced."""
+
+    curve: list[float] = field(default_factory=list)  # validation score per epoch
+    losses: list[float] = field(default_factory=list)  # training loss per epoch
+    checkpoint: Path | None = None  # the last one written
+    diverged: str | None = None  # the DivergenceWarning's message
+    interrupted: bool = False
+
+
+def _check_epochs(config: StudyConfig, epochs: int | None) -> int:
+    """``--epochs``, defaulting to the study's ``search.max_epochs``."""
     epochs = config.max_epochs if epochs is None else epochs
     if not 1 <= epochs <= 100_000:
         raise BabysitError(f"--epochs must be between 1 and 100000; got {epochs}.")
-    X_train, y_train, X_val, y_val, classes = _split(config)
+    return epochs
+
+
+def _prepare_model(
+    config: StudyConfig,
+    settings: dict[str, Any],
+    resume: Path | None,
+    n_features: int,
+    classes: np.ndarray,
+) -> tuple[DeepNetClassifier, dict[str, Any], list[str]]:
+    """The model to train (resumed from a checkpoint or new), the parameters that
+    differ from where it started, and notes on what was done."""
     if resume is not None:
-        resume = Path(resume)
-        model, changes, notes = _resume(resume, settings, X_train.shape[1], classes)
-    else:
-        model = DeepNetClassifier(**{"random_state": config.seed, **config.estimator, **settings})
-        changes, notes = dict(settings), []
+        return _resume(resume, settings, n_features, classes)
+    model = DeepNetClassifier(**{"random_state": config.seed, **config.estimator, **settings})
+    return model, dict(settings), []
+
+
+def _open_trial(
+    config: StudyConfig,
+    model: DeepNetClassifier,
+    changes: dict[str, Any],
+    resume: Path | None,
+    checkpoint_dir: str | Path | None,
+) -> _Session:
+    """Open the storage and the checkpoint directory (each failing with one line), then
+    create the babysat trial, replaying the parent trial's scores up to the resumed
+    epoch."""
+    from sklearn.metrics import get_scorer
+
     storage = open_storage(config.storage)  # fails here if the database cannot be reached
     directory = Path(
         checkpoint_dir
@@ -350,10 +371,24 @@ def babysit(
                 trial.report(value, step)
                 history.append(value)
 
-    name = config.scoring
+    return _Session(study, trial, directory, scorer, start_epoch, history)
+
+
+def _announce(
+    config: StudyConfig,
+    session: _Session,
+    n_rows: tuple[int, int],
+    epochs: int,
+    resume: Path | None,
+    changes: dict[str, Any],
+    notes: list[str],
+    out: Callable[[str], None],
+) -> None:
+    """Print what is about to be trained, from where, with which changes."""
+    trial, start_epoch, directory = session.trial, session.start_epoch, session.directory
     out(
         f"babysitting trial {trial.number} of study {config.name!r}: "
-        f"{len(y_train)} training and {len(y_val)} validation rows, {epochs} epochs"
+        f"{n_rows[0]} training and {n_rows[1]} validation rows, {epochs} epochs"
         + (f" from epoch {start_epoch} of {resume}" if resume is not None else "")
     )
     for key, value in changes.items():
@@ -362,46 +397,83 @@ def babysit(
         out(f"  note: {note}")
     out(f"  checkpoints: {directory}{os.sep}trial-{trial.number}-epoch-NNNN.npz")
 
-    curve: list[float] = []
-    losses: list[float] = []
-    checkpoint: Path | None = None
-    diverged: str | None = None
-    interrupted = False
+
+def _partial_fit_watching_divergence(
+    model: DeepNetClassifier,
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: np.ndarray,
+    trial: optuna.Trial,
+    interrupts: InterruptGuard,
+) -> str | None:
+    """Train one epoch; return the DivergenceWarning's message if it diverged."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DivergenceWarning)
+        interrupts.call(lambda _: model.partial_fit(X, y, classes=classes), trial)
+    found = [w for w in caught if issubclass(w.category, DivergenceWarning)]
+    return str(found[0].message) if found else None
+
+
+def _run_epochs(
+    config: StudyConfig,
+    model: DeepNetClassifier,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    session: _Session,
+    epochs: int,
+    out: Callable[[str], None],
+) -> _Outcome:
+    """Train up to ``epochs`` epochs; after each, score, checkpoint, report and print.
+    Stops early on divergence or Ctrl-C (the epoch under way finishes first)."""
+    X_train, y_train, X_val, y_val, classes = data
+    trial, directory, history = session.trial, session.directory, session.history
+    name = config.scoring
+    result = _Outcome()
     with InterruptGuard() as interrupts:
         try:
             for _ in range(epochs):
                 if interrupts.pending:
-                    interrupted = True
+                    result.interrupted = True
                     break
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", DivergenceWarning)
-                    interrupts.call(
-                        lambda _: model.partial_fit(X_train, y_train, classes=classes), trial
-                    )
-                found = [w for w in caught if issubclass(w.category, DivergenceWarning)]
-                if found:
-                    diverged = str(found[0].message)
+                diverged = _partial_fit_watching_divergence(
+                    model, X_train, y_train, classes, trial, interrupts
+                )
+                if diverged:
+                    result.diverged = diverged
                     out(f"  diverged: {diverged}")
                     break
-                score = float(scorer(model, X_val, y_val))
+                score = float(session.scorer(model, X_val, y_val))
                 epoch = model.n_iter_
                 path = directory / f"trial-{trial.number}-epoch-{epoch:04d}.npz"
                 _save(model, path)
-                checkpoint = path
+                result.checkpoint = path
                 trial.report(score, epoch)
                 improved = not history or score > max(history)
-                curve.append(score)
+                result.curve.append(score)
                 history.append(score)
-                losses.append(float(model.loss_curve_[-1]))
+                result.losses.append(float(model.loss_curve_[-1]))
                 out(
-                    f"epoch {epoch:4d}  loss {losses[-1]:.4f}  {name} {score:.4f}"
+                    f"epoch {epoch:4d}  loss {result.losses[-1]:.4f}  {name} {score:.4f}"
                     f"{' *' if improved else '  '}  {sparkline(history)}"
                 )
         except KeyboardInterrupt:
-            interrupted = True
+            result.interrupted = True
+    return result
+
+
+def _record_result(
+    config: StudyConfig,
+    session: _Session,
+    result: _Outcome,
+    out: Callable[[str], None],
+) -> dict[str, Any]:
+    """Store the curves in the trial and finish it (its value: the best epoch's score;
+    pruned if it diverged before any epoch finished, else failed); print how to resume."""
+    study, trial, start_epoch = session.study, session.trial, session.start_epoch
+    curve, checkpoint, diverged = result.curve, result.checkpoint, result.diverged
+    name = config.scoring
     best = int(np.argmax(curve)) if curve else None
     trial.set_user_attr("learning_curve", curve)
-    trial.set_user_attr("loss_curve", losses)
+    trial.set_user_attr("loss_curve", result.losses)
     trial.set_user_attr("first_epoch", start_epoch + 1)
     trial.set_user_attr("epochs", start_epoch + len(curve))
     if diverged:
@@ -417,7 +489,7 @@ def babysit(
         "best_epoch": start_epoch + best + 1 if best is not None else None,
         "epochs": start_epoch + len(curve),
         "checkpoint": checkpoint,
-        "interrupted": interrupted,
+        "interrupted": result.interrupted,
     }
     if best is not None:
         out(
@@ -431,3 +503,53 @@ def babysit(
     else:
         out(f"trial {trial.number}: no epoch finished; nothing to resume.")
     return summary
+
+
+def babysit(
+    config: StudyConfig,
+    *,
+    settings: dict[str, Any] | None = None,
+    resume: str | Path | None = None,
+    epochs: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    out: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train one model of ``config``'s study epoch by epoch; see the module docstring.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        The study: its data, seed, estimator defaults, scoring and storage.
+    settings : dict, optional
+        Estimator parameters to set (as from :func:`parse_settings`).
+    resume : str or path-like, optional
+        A checkpoint to continue from.
+    epochs : int, optional
+        Epochs to train (default: the study's ``search.max_epochs``).
+    checkpoint_dir : str or path-like, optional
+        Where checkpoints go (default: ``<study name>-babysit`` next to the study file).
+    out : callable, default=print
+        Receives every line of output.
+
+    Returns
+    -------
+    dict
+        ``trial`` (its number), ``value``, ``best_epoch``, ``epochs`` (the network's
+        epoch count), ``checkpoint`` (the last one written) and ``interrupted``.
+
+    Raises
+    ------
+    BabysitError, ConfigError, StorageError
+        One line each; raised before the study is touched.
+    """
+    settings = dict(settings or {})
+    epochs = _check_epochs(config, epochs)
+    data = _split(config)
+    X_train, y_train, X_val, y_val, classes = data
+    resume = None if resume is None else Path(resume)
+    model, changes, notes = _prepare_model(config, settings, resume, X_train.shape[1], classes)
+    session = _open_trial(config, model, changes, resume, checkpoint_dir)
+    n_rows = (len(y_train), len(y_val))
+    _announce(config, session, n_rows, epochs, resume, changes, notes, out)
+    result = _run_epochs(config, model, data, session, epochs, out)
+    return _record_result(config, session, result, out)

@@ -457,13 +457,12 @@ def _parse_data(p: _Parser, data: Any, base: Path) -> DataConfig:
 
 
 def _parse_estimator(p: _Parser, estimator: dict[str, Any]) -> dict[str, Any]:
-    from optuna_dl.estimator import _PARAMETER_RULES
-
-    allowed = sorted(set(_PARAMETER_RULES) - {"random_state", "warm_start"})
+    constraints = DeepNetClassifier._parameter_constraints
+    allowed = sorted(set(constraints) - {"random_state", "warm_start"})
     for key, value in estimator.items():
         if key not in allowed:
             raise p.fail(f"estimator.{key}", f"unknown parameter; allowed: {', '.join(allowed)}.")
-        rule = _PARAMETER_RULES[key]
+        rule = constraints[key]
         if not rule.accepts(value):
             raise p.fail(f"estimator.{key}", f"must be {rule.describe()}; got {value!r}.")
         limit = SIZE_LIMITS.get(key)
@@ -497,10 +496,8 @@ def _reject_dates(p: _Parser, value: Any, key: str) -> None:
 def _check_space_values(p: _Parser, space: SearchSpace) -> None:
     """Every value an enabled entry can sample must be one the estimator accepts: its
     bounds (the ends of an interval rule) or each of its choices."""
-    from optuna_dl.estimator import _PARAMETER_RULES
-
     for d in space.active:
-        rule = _PARAMETER_RULES.get(d.name)
+        rule = DeepNetClassifier._parameter_constraints.get(d.name)
         if rule is None:
             continue
         if d.kind == "categorical":
