@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from optuna_dl import _validation as rules
+from optuna_dl._compat import sklearn_callbacks
 from optuna_dl._persistence import ModelState, load_model, save_model
 from optuna_dl.callbacks import EpochRecord
 from optuna_dl.nn.activations import ACTIVATIONS
@@ -432,7 +433,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         progress = _Progress()
         seen = [X] if X_val is None else [X, X_val]  # every row fit was given
         callbacks = [
-            cb for cb in getattr(self, "_skl_callbacks", []) if hasattr(cb, "on_epoch_end")
+            cb for cb in sklearn_callbacks(self) if hasattr(cb, "on_epoch_end")
         ]
         snapshot: list[np.ndarray] = []
         learning_rate = float(self.learning_rate)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from optuna_dl.analysis._bootstrap import percentile_interval
-
-if TYPE_CHECKING:
-    from optuna_dl.analysis.importance import ImportanceResult
+from optuna_dl.analysis._result import ImportanceResult
 
 __all__ = ["PriorComparison", "PriorRow", "compare_with_prior", "prior_tiers"]
 

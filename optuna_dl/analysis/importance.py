@@ -50,6 +50,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_dl.analysis._bootstrap import bootstrap, evaluate, percentile_interval, ranks
 from optuna_dl.analysis._prior import PriorComparison, PriorRow, compare_with_prior, prior_tiers
+from optuna_dl.analysis._result import ImportanceResult, ParamImportance
 from optuna_dl.analysis._view import Row, duration_seconds, make_rows
 
 __all__ = [
@@ -83,73 +84,6 @@ MIN_TRIALS_PER_PARAM = 2
 
 class InsufficientTrialsWarning(UserWarning):
     """Too few trials to rank the hyperparameters with any confidence."""
-
-
-class ParamImportance(NamedTuple):
-    """One hyperparameter's importance and rank, with bootstrap intervals."""
-
-    name: str
-    importance: float
-    low: float
-    high: float
-    rank: float
-    rank_low: float
-    rank_high: float
-
-
-class ImportanceResult(NamedTuple):
-    """Importances of a study's hyperparameters for one target and evaluator.
-
-    Attributes
-    ----------
-    evaluator : str
-        Name of the evaluator (a key of :data:`EVALUATORS` or a class name).
-    target : str
-        What is explained: ``"objective"``, ``"duration"``, ``"objective at epoch 5"``.
-    n_trials : int
-        Trials used (finite target values).
-    n_bootstrap : int
-    confidence : float
-        Level of the percentile intervals.
-    params : tuple of ParamImportance
-        Most important first.
-    bootstrap : ndarray of shape (n_bootstrap, len(params))
-        Importances on each resample, columns in the order of ``params``.
-    warning : str or None
-        Set when there were too few trials to rank the parameters.
-    notes : tuple of str
-        Distinct warnings of the evaluator on all trials, and merged ranges.
-    seconds : float
-        Time taken, bootstrap included.
-    """
-
-    evaluator: str
-    target: str
-    n_trials: int
-    n_bootstrap: int
-    confidence: float
-    params: tuple[ParamImportance, ...]
-    bootstrap: np.ndarray
-    warning: str | None
-    notes: tuple[str, ...]
-    seconds: float
-
-    @property
-    def names(self) -> list[str]:
-        """Parameter names, most important first."""
-        return [p.name for p in self.params]
-
-    @property
-    def bootstrap_ranks(self) -> np.ndarray:
-        """Ranks on each resample, shape ``(n_bootstrap, len(params))``."""
-        return ranks(self.bootstrap)
-
-    def get(self, name: str) -> ParamImportance:
-        """The entry of parameter ``name``."""
-        for p in self.params:
-            if p.name == name:
-                return p
-        raise KeyError(name)
 
 
 class EpochRanking(NamedTuple):

@@ -48,12 +48,10 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
-from optuna_dl.records import BABYSIT
-from optuna_dl.runs.config import CONFIG_ATTR, StudyConfig, config_to_dict
+from optuna_dl.records import BABYSIT, TrialRecord, is_babysat
+from optuna_dl.runs.config import StudyConfig
 from optuna_dl.runs.interrupts import InterruptGuard
-from optuna_dl.runs.storage import open_storage
-
-MODE_ATTR = "mode"
+from optuna_dl.runs.study import OpenStudy, open_study
 
 #: Set by babysit itself, or meaningless when training one epoch at a time.
 NOT_SETTABLE = {
@@ -191,7 +189,7 @@ def _resume(path: Path, settings: dict[str, Any], n_features: int, classes: np.n
 def _sampled_params(config: StudyConfig, params: dict[str, Any]):
     """The parameters the study's space searches, as the sampler would have drawn them,
     with their distributions; values outside the space are left out (they stay in the
-    ``estimator_params`` user attribute)."""
+    trial record's ``estimator_params``)."""
     chosen: dict[str, Any] = {}
     for d in config.space.active:
         if d.applies(chosen):
@@ -215,13 +213,6 @@ def _sampled_params(config: StudyConfig, params: dict[str, Any]):
     return chosen, sampled, distributions
 
 
-def _open_study(config: StudyConfig, storage: Any) -> tuple[optuna.Study, int]:
-    study = config.create_study(storage)
-    if CONFIG_ATTR not in study.user_attrs:
-        study.set_user_attr(CONFIG_ATTR, config_to_dict(config))
-    return study, storage.get_study_id_from_name(config.name)
-
-
 def _parent(study: optuna.Study, path: Path, epoch: int) -> optuna.trial.FrozenTrial | None:
     """The babysat trial that wrote checkpoint ``path`` (by its name and directory)."""
     match = _CHECKPOINT.match(path.name)
@@ -231,8 +222,8 @@ def _parent(study: optuna.Study, path: Path, epoch: int) -> optuna.trial.FrozenT
     for trial in study.get_trials(deepcopy=False):
         if (
             trial.number == number
-            and trial.user_attrs.get(MODE_ATTR) == BABYSIT
-            and trial.user_attrs.get("checkpoint_dir") == str(path.resolve().parent)
+            and is_babysat(trial)
+            and TrialRecord.from_trial(trial).checkpoint_dir == str(path.resolve().parent)
         ):
             return trial
     return None
@@ -312,19 +303,8 @@ def _prepare_model(
     return model, dict(settings), []
 
 
-def _open_trial(
-    config: StudyConfig,
-    model: DeepNetClassifier,
-    changes: dict[str, Any],
-    resume: Path | None,
-    checkpoint_dir: str | Path | None,
-) -> _Session:
-    """Open the storage and the checkpoint directory (each failing with one line), then
-    create the babysat trial, replaying the parent trial's scores up to the resumed
-    epoch."""
-    from sklearn.metrics import get_scorer
-
-    storage = open_storage(config.storage)  # fails here if the database cannot be reached
+def _checkpoint_directory(config: StudyConfig, checkpoint_dir: str | Path | None) -> Path:
+    """The checkpoint directory, created if needed (one line if it cannot be)."""
     directory = Path(
         checkpoint_dir
         if checkpoint_dir is not None
@@ -334,35 +314,47 @@ def _open_trial(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BabysitError(f"cannot create {str(directory)!r}: {error.strerror}.") from None
+    return directory
+
+
+def _open_trial(
+    opened: OpenStudy,
+    model: DeepNetClassifier,
+    changes: dict[str, Any],
+    resume: Path | None,
+    directory: Path,
+) -> _Session:
+    """Create the babysat trial in the open study, replaying the parent trial's scores
+    up to the resumed epoch."""
+    from sklearn.metrics import get_scorer
+
+    config, study, storage = opened.config, opened.study, opened.storage
     scorer = get_scorer(config.scoring)
     start_epoch = getattr(model, "n_iter_", 0)
-
-    # Everything is validated: from here on the study is written.
-    study, study_id = _open_study(config, storage)
     params = model.get_params()
     chosen, sampled, distributions = _sampled_params(config, params)
-    estimator_params = {**chosen, **{k: params[k] for k in changes}}
-    user_attrs: dict[str, Any] = {
-        MODE_ATTR: BABYSIT,
-        "estimator_params": estimator_params,
-        "changes": dict(changes),
-        "checkpoint_dir": str(directory),
-    }
+    record = TrialRecord(
+        mode=BABYSIT,
+        estimator_params={**chosen, **{k: params[k] for k in changes}},
+        changes=dict(changes),
+        checkpoint_dir=str(directory),
+    )
     parent = None
     if resume is not None:
         parent = _parent(study, resume, start_epoch)
-        user_attrs["resumed_from"] = str(resume.resolve())
-        user_attrs["resumed_at_epoch"] = start_epoch
+        record.resumed_from = str(resume.resolve())
+        record.resumed_at_epoch = start_epoch
         if parent is not None:
-            user_attrs["parent_trial"] = parent.number
+            record.parent_trial = parent.number
     template = optuna.trial.create_trial(
         state=TrialState.RUNNING,
         params=sampled,
         distributions=distributions,
-        user_attrs=user_attrs,
+        user_attrs=record.to_user_attrs(),
     )
     # Not study.ask(): that would dequeue a WAITING trial (a heartbeat retry) that
     # belongs to the search; a new trial is created directly instead.
+    study_id = storage.get_study_id_from_name(config.name)
     trial = optuna.Trial(study, storage.create_new_trial(study_id, template_trial=template))
     history: list[float] = []
     if parent is not None:
@@ -472,14 +464,15 @@ def _record_result(
     curve, checkpoint, diverged = result.curve, result.checkpoint, result.diverged
     name = config.scoring
     best = int(np.argmax(curve)) if curve else None
-    trial.set_user_attr("learning_curve", curve)
-    trial.set_user_attr("loss_curve", result.losses)
-    trial.set_user_attr("first_epoch", start_epoch + 1)
-    trial.set_user_attr("epochs", start_epoch + len(curve))
-    if diverged:
-        trial.set_user_attr("diverged", diverged)
+    TrialRecord(
+        learning_curve=curve,
+        loss_curve=result.losses,
+        first_epoch=start_epoch + 1,
+        epochs=start_epoch + len(curve),
+        diverged=diverged or None,
+        best_epoch=None if best is None else start_epoch + best + 1,
+    ).write(trial)
     if best is not None:
-        trial.set_user_attr("best_epoch", start_epoch + best + 1)
         study.tell(trial, curve[best])
     else:
         study.tell(trial, state=TrialState.PRUNED if diverged else TrialState.FAIL)
@@ -548,8 +541,11 @@ def babysit(
     X_train, y_train, X_val, y_val, classes = data
     resume = None if resume is None else Path(resume)
     model, changes, notes = _prepare_model(config, settings, resume, X_train.shape[1], classes)
-    session = _open_trial(config, model, changes, resume, checkpoint_dir)
-    n_rows = (len(y_train), len(y_val))
-    _announce(config, session, n_rows, epochs, resume, changes, notes, out)
-    result = _run_epochs(config, model, data, session, epochs, out)
-    return _record_result(config, session, result, out)
+    directory = _checkpoint_directory(config, checkpoint_dir)
+    # Everything is validated: from here on the study is written.
+    with open_study(config, mode="babysit") as opened:
+        session = _open_trial(opened, model, changes, resume, directory)
+        n_rows = (len(y_train), len(y_val))
+        _announce(config, session, n_rows, epochs, resume, changes, notes, out)
+        result = _run_epochs(config, model, data, session, epochs, out)
+        return _record_result(config, session, result, out)
