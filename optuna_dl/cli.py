@@ -1,5 +1,5 @@
-"""The ``optuna-dl`` command line: ``run``, ``report``, ``best``, ``export``, ``worker``,
-``babysit``.
+"""The ``optuna-dl`` command line: ``run``, ``report``, ``importance``, ``best``,
+``export``, ``worker``, ``babysit``.
 
 Every error is one line on stderr with exit code 2; nothing is written to storage
 before the study file has been fully validated.
@@ -12,7 +12,6 @@ import dataclasses
 import json
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,7 +21,7 @@ from optuna.trial import TrialState
 
 from optuna_dl.records import TrialRecord, best_trials, estimator_params
 from optuna_dl.runs.budget import finished_trials
-from optuna_dl.runs.config import ConfigError, StudyConfig, load_config
+from optuna_dl.runs.config import CONFIG_ATTR, ConfigError, StudyConfig, load_config
 from optuna_dl.runs.runner import run_trials
 from optuna_dl.runs.storage import StorageError
 from optuna_dl.runs.study import OpenStudy, open_study
@@ -129,17 +128,34 @@ def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> 
     for name, value in estimator_params(best).items():
         print(f"  {name} = {_format_value(value)}")
     if counts[TrialState.COMPLETE] >= 2:
+        from optuna_dl.analysis.ranking import study_ranking
+
         try:
-            with warnings.catch_warnings():
-                # "Some regimes ... have less than 2 trials": expected on small studies.
-                warnings.simplefilter("ignore", UserWarning)
-                importances = optuna.importance.get_param_importances(study)
+            result = study_ranking(study)
         except (RuntimeError, ValueError) as error:
             print(f"importance: not available ({error})")
             return
-        print("importance (PED-ANOVA, completed trials):")
-        for name, value in importances.items():
-            print(f"  {name:<22} {value:.3f}")
+        _print_ranking(result)
+
+
+def _print_ranking(result: Any) -> None:
+    """A ranking with its intervals and what the resamples say about its order."""
+    from optuna_dl.analysis.confidence import rank_confidence
+    from optuna_dl.analysis.ranking import RANKINGS
+
+    method = RANKINGS.get("completed", result.evaluator)
+    print(
+        f"importance ({method}: {result.n_trials} trials, "
+        f"{100 * result.confidence:.0f} % intervals over {result.n_bootstrap} resamples):"
+    )
+    for p in result.params:
+        rank = "-" if p.rank != p.rank else f"{p.rank:g}"
+        print(
+            f"  {p.name:<22} {p.importance:.3f}  [{p.low:.3f}, {p.high:.3f}]  "
+            f"rank {rank} [{p.rank_low:g}, {p.rank_high:g}]"
+        )
+    for statement in rank_confidence(result).statements:
+        print(f"  {statement}")
 
 
 def _write_report(study: optuna.Study, config: StudyConfig) -> None:
@@ -255,6 +271,38 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_importance(args: argparse.Namespace) -> int:
+    from optuna_dl.analysis.confidence import ranking_to_json
+    from optuna_dl.analysis.ranking import study_ranking
+
+    config = _config(args)
+    with open_study(config) as opened:
+        study = opened.study
+        if len(study.directions) > 1:
+            raise CommandError(
+                f"study {config.name!r} has {len(study.directions)} objectives; "
+                "'optuna-dl importance' ranks single-objective studies."
+            )
+        if CONFIG_ATTR not in study.user_attrs:
+            raise CommandError(
+                f"study {config.name!r} was not written by optuna-dl (it has no stored "
+                "definition), so its trials lack the learning curves a ranking reads."
+            )
+        n_finished = len(finished_trials(study.get_trials(deepcopy=False)))
+        if n_finished < 2:
+            raise CommandError(
+                f"study {config.name!r} has {n_finished} finished trial(s); a ranking needs "
+                "at least 2."
+            )
+        result = study_ranking(study)
+    if args.json:
+        print(json.dumps({"study": config.name, **ranking_to_json(result)}, indent=2))
+    else:
+        print(f"study {config.name!r}")
+        _print_ranking(result)
+    return 0
+
+
 def command_babysit(args: argparse.Namespace) -> int:
     from optuna_dl.runs.babysit import BabysitError, babysit, parse_settings
 
@@ -316,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     export.add_argument("--storage")
     export.set_defaults(handler=command_export)
+
+    importance = commands.add_parser(
+        "importance",
+        help="rank an existing study's hyperparameters, with intervals, without running trials",
+    )
+    importance.add_argument("config", help="study file, e.g. studies/digits.toml")
+    importance.add_argument("--storage", help="storage URL (default: the study file's)")
+    importance.add_argument("--json", action="store_true", help="print JSON")
+    importance.set_defaults(handler=command_importance)
 
     report = commands.add_parser(
         "report", help="write the HTML report of an existing study, without running trials"

@@ -651,9 +651,7 @@ def test_storage_opens_in_optuna_dashboard(iris_run):
 
 
 # ---------------------------------------------------------------------- report
-def test_report_writes_the_html_of_an_existing_study_without_running_trials(
-    resumable, tmp_path
-):
+def test_report_writes_the_html_of_an_existing_study_without_running_trials(resumable, tmp_path):
     db = tmp_path / "cli_iris.db"
     before = [(t.number, t.state) for t in load(db).get_trials()]
     output = tmp_path / "out" / "study.html"
@@ -692,3 +690,76 @@ def test_report_errors_are_one_line_and_write_nothing(resumable, tmp_path, case)
     assert_one_line_error(code, err, expected)
     assert not output.exists()
     assert not (tmp_path / "absent.db").exists()
+
+
+# ------------------------------------------------------------------ importance
+def test_importance_prints_the_ranking_with_intervals_and_statements(resumable):
+    code, out, err = run_cli("importance", resumable)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "study 'cli_iris'"
+    assert lines[1].startswith("importance (") and "% intervals over 200 resamples" in lines[1]
+    searched = {name for t in load(resumable.with_suffix(".db")).trials for name in t.params}
+    rows = [line.split()[0] for line in lines[2 : 2 + len(searched)]]
+    assert set(rows) == searched
+    assert any("ranks first in" in line for line in lines)
+
+
+def test_importance_json_has_value_interval_rank_interval_and_trials_per_parameter(
+    resumable,
+):
+    code, out, err = run_cli("importance", resumable, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["study"] == "cli_iris"
+    assert document["n_trials"] == len(
+        [t for t in load(resumable.with_suffix(".db")).trials if t.state == TrialState.COMPLETE]
+    )
+    assert isinstance(document["statements"], list) and document["statements"]
+    for entry in document["params"]:
+        assert set(entry) >= {"name", "importance", "interval", "rank", "rank_interval"}
+        assert entry["n_trials"] == document["n_trials"]
+        low, high = entry["interval"]
+        assert low is None or 0 <= low <= high <= 1
+        rank_low, rank_high = entry["rank_interval"]
+        assert rank_low is None or 1 <= rank_low <= rank_high <= len(document["params"])
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no finished trial",
+        "one finished trial",
+        "plain optuna",
+        "multi-objective",
+        "unknown study",
+        "unreachable storage",
+    ],
+)
+def test_importance_errors_are_one_line_and_write_nothing(resumable, tmp_path, case):
+    db = tmp_path / "other.db"
+    url = storage_url(db)
+    if case in ("no finished trial", "one finished trial"):
+        study = optuna.create_study(study_name="cli_iris", storage=url, direction="maximize")
+        study.set_user_attr("optuna_dl_config", {"name": "cli_iris"})
+        if case == "one finished trial":
+            study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+        expected = "finished trial(s); a ranking needs at least 2"
+    elif case == "plain optuna":
+        study = optuna.create_study(study_name="cli_iris", storage=url, direction="maximize")
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+        expected = "was not written by optuna-dl"
+    elif case == "multi-objective":
+        optuna.create_study(study_name="cli_iris", storage=url, directions=["maximize"] * 2)
+        expected = "has 2 objectives"
+    elif case == "unknown study":
+        optuna.create_study(study_name="another", storage=url)
+        expected = "no study named 'cli_iris'"
+    else:
+        url = "postgresql+psycopg://user:secret@127.0.0.1:1/none"
+        expected = "cannot open storage"
+    before = digest(db) if db.exists() else None
+    code, out, err = run_cli("importance", resumable, "--storage", url)
+    assert_one_line_error(code, err, expected)
+    assert out == "" and "secret" not in err
+    assert (digest(db) if db.exists() else None) == before
