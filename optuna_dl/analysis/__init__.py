@@ -5,6 +5,12 @@ Reads a study only (never the estimator); imports optuna, plotly and scipy.
 
 from __future__ import annotations
 
+from optuna_dl.analysis.confidence import (
+    PairOrder,
+    RankingConfidence,
+    rank_confidence,
+    ranking_to_json,
+)
 from optuna_dl.analysis.importance import (
     EVALUATORS,
     EpochRanking,
@@ -43,10 +49,17 @@ from optuna_dl.analysis.plots import (
     plot_tried_points,
     tried_points,
 )
+from optuna_dl.analysis.ranking import RANKINGS, study_ranking
 from optuna_dl.analysis.report import write_report
 
 __all__ = [
     "EVALUATORS",
+    "RANKINGS",
+    "PairOrder",
+    "RankingConfidence",
+    "rank_confidence",
+    "ranking_to_json",
+    "study_ranking",
     "DistinctValues",
     "EpochRanking",
     "ImportanceResult",

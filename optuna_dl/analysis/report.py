@@ -33,6 +33,7 @@ from optuna_dl._compat import study_storage
 from optuna_dl.analysis import plots
 from optuna_dl.analysis._html import esc, figure, fmt, page, table
 from optuna_dl.analysis._summary import summarize
+from optuna_dl.analysis.confidence import rank_confidence
 from optuna_dl.analysis.importance import (
     ImportanceResult,
     compare_with_prior,
@@ -40,6 +41,7 @@ from optuna_dl.analysis.importance import (
     param_importances,
     ranking_by_epoch,
 )
+from optuna_dl.analysis.ranking import study_ranking
 from optuna_dl.records import TrialRecord, best_trials, estimator_params
 
 __all__ = ["write_report"]
@@ -96,7 +98,7 @@ class _Report:
 
     def importance(self) -> ImportanceResult:
         if self.ped is None:
-            self.ped = param_importances(self.study, n_bootstrap=PED_ANOVA_BOOTSTRAP)
+            self.ped = study_ranking(self.study, n_bootstrap=PED_ANOVA_BOOTSTRAP)
         return self.ped
 
     def ranked(self) -> ImportanceResult:
@@ -175,6 +177,17 @@ class _Report:
             f"{ped.n_bootstrap}). Rank 1 is the most important.</p>"
         )
         parts.append(table(headers, rows, numeric=numeric))
+        statements = "".join(f"<li>{esc(line)}</li>" for line in rank_confidence(ped).statements)
+        parts.append(f"<p>How sure the PED-ANOVA ranking is:</p><ul>{statements}</ul>")
+        parts.append(
+            "<p>The evaluators answer different questions. PED-ANOVA: which parameters "
+            "set the best trials (the top quantile) apart from the rest, a local "
+            "question. fANOVA: how much of the objective's variance over the whole space "
+            "each parameter explains, a global one. Mean decrease in impurity: how much a "
+            "random forest fitted to all trials relies on each parameter (it favours "
+            "parameters with many distinct values). Their orders may differ without "
+            "either being wrong.</p>"
+        )
         parts += [_why(r) for r in others if isinstance(r, str)]
         parts.append(self.plot(lambda: plots.plot_importances(results)))
         notes = [n for r in results for n in r.notes]
