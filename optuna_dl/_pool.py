@@ -80,8 +80,23 @@ def _context(module: str) -> Any:
     return context
 
 
-def _entry(conn: Any, target: Callable[..., Any], kwargs: Mapping[str, Any], stop: Any) -> None:
-    """Body of a worker process: run ``target`` and send back what came of it."""
+def _entry(
+    conn: Any,
+    target: Callable[..., Any],
+    kwargs: Mapping[str, Any],
+    stop: Any,
+    caller: tuple[str, dict[str, str]],
+) -> None:
+    """Body of a worker process: run ``target`` and send back what came of it.
+
+    A forked worker starts with the fork server's working directory and environment,
+    which are the caller's as they were when the server started; ``caller`` holds them
+    as they are now (relative paths, heartbeat settings and the like).
+    """
+    cwd, environ = caller
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(environ)
     try:
         message: tuple[str, Any, str | None] = ("ok", target(**kwargs, stop=stop), None)
     except BaseException as error:  # reported to the parent
@@ -144,6 +159,7 @@ def run_processes(
         raise ValueError(f"on_interrupt must be 'terminate' or 'stop'; got {on_interrupt!r}.")
     context = _context(target.__module__)
     stop = context.Event()
+    caller = (os.getcwd(), dict(os.environ))
     outcomes = [Outcome(f"{name}-{index}") for index in range(len(jobs))]
     processes: list[Any] = []
     running: dict[Any, int] = {}
@@ -160,7 +176,7 @@ def run_processes(
                 reader, writer = context.Pipe(duplex=False)
                 process = context.Process(
                     target=_entry,
-                    args=(writer, target, dict(job), stop),
+                    args=(writer, target, dict(job), stop, caller),
                     name=outcomes[index].name,
                 )
                 process.start()
