@@ -194,6 +194,7 @@ class BudgetResult:
 
     ran: int
     interrupted: bool
+    stopped: str | None = None  # why ``should_stop`` ended the loop
 
 
 def run_budget(
@@ -207,6 +208,7 @@ def run_budget(
     on_trial: Callable[[FrozenTrial], None] | None = None,
     on_wait: Callable[[Tally], None] | None = None,
     stop: Any = None,
+    should_stop: Callable[[optuna.Study], str | None] | None = None,
 ) -> BudgetResult:
     """Run trials of ``study`` until it has ``n_trials`` finished trials.
 
@@ -238,6 +240,9 @@ def run_budget(
         Called once with the tally when the loop starts waiting for RUNNING trials.
     stop : event, optional
         ``stop.is_set()`` asks the loop to start no further trial, like Ctrl-C.
+    should_stop : callable, optional
+        Asked after each trial this loop ran; a reason (a string) ends the loop, as
+        reaching ``n_trials`` would (trials RUNNING elsewhere are still waited for).
 
     Returns
     -------
@@ -253,6 +258,7 @@ def run_budget(
     callbacks = [] if on_trial is None else [lambda study, trial: on_trial(trial)]
     started = time.monotonic()
     ran = 0
+    stopped: str | None = None
     waiting_said = False
     try:
         while not interrupts.pending:
@@ -273,6 +279,10 @@ def run_budget(
                         gc_after_trial=False,
                     )
                     ran += 1
+                    stopped = should_stop(study) if should_stop is not None else None
+                    if stopped is None:
+                        continue
+                    n_trials = 0  # as if the target were reached
                     continue
             if now.running == 0:
                 break
@@ -281,5 +291,5 @@ def run_budget(
                 waiting_said = True
             time.sleep(POLL_SECONDS)  # other processes' trials may still need a retry
     except KeyboardInterrupt:
-        return BudgetResult(ran, True)
-    return BudgetResult(ran, interrupts.pending)
+        return BudgetResult(ran, True, stopped)
+    return BudgetResult(ran, interrupts.pending, stopped)

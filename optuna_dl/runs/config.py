@@ -76,6 +76,22 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class StopRule:
+    """``[stop]``: end a study early once its ranking of hyperparameters is settled.
+
+    After ``min_trials`` finished trials, and then every ``check_every`` more, the
+    study's ranking (:func:`optuna_dl.analysis.study_ranking`) is computed; once the
+    order of its first ``confident_top`` places is settled (kept by 95 % of bootstrap
+    resamples, :func:`optuna_dl.analysis.rank_confidence`), no further trial is
+    started. ``n_trials`` (or ``timeout``) stays the maximum budget.
+    """
+
+    confident_top: int = 1
+    min_trials: int = 20
+    check_every: int = 5
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A validated study definition. Build it with :func:`load_config`."""
 
@@ -98,6 +114,7 @@ class StudyConfig:
     storage: str
     report: Path
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    stop: StopRule | None = None
 
     def make_sampler(self, resumed: int = 0) -> optuna.samplers.BaseSampler:
         """A new sampler instance as configured (seeded with ``seed`` unless given).
@@ -229,7 +246,9 @@ _TOP = {
     "space": dict,
     "sampler": dict,
     "pruner": dict,
+    "stop": dict,
 }
+_STOP = {"confident_top": int, "min_trials": int, "check_every": int}
 _DATA = {"source": str, "path": str, "target": str, "test_fraction": (int, float)}
 _SEARCH = {
     "cv": int,
@@ -402,6 +421,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
 
     sampler = _parse_choice(p, raw.get("sampler", {"name": "TPESampler"}), "sampler", SAMPLERS)
     pruner = _parse_choice(p, raw.get("pruner", {"name": "MedianPruner"}), "pruner", PRUNERS)
+    stop = _parse_stop(p, raw.get("stop"), n_trials, len(space.active))
     storage = raw.get("storage", f"sqlite:///{base / (name + '.db')}")
     report = Path(raw.get("report", f"{name}.html"))
     config = StudyConfig(
@@ -424,9 +444,37 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
         storage=storage,
         report=report if report.is_absolute() else base / report,
         raw=raw,
+        stop=stop,
     )
     _try_build(p, config)
     return config
+
+
+def _parse_stop(
+    p: _Parser, stop: dict[str, Any] | None, n_trials: int | None, n_params: int
+) -> StopRule | None:
+    if stop is None:
+        return None
+    p.check_table(stop, _STOP, "stop.")
+    rule = StopRule(**stop)
+    if not 1 <= rule.confident_top <= max(n_params, 1):
+        raise p.fail(
+            "stop.confident_top",
+            f"must be between 1 and the {n_params} searched parameter(s); "
+            f"got {rule.confident_top}.",
+        )
+    if not 2 <= rule.min_trials <= 1_000_000:
+        raise p.fail("stop.min_trials", f"must be between 2 and 1000000; got {rule.min_trials}.")
+    if n_trials is not None and rule.min_trials > n_trials:
+        raise p.fail(
+            "stop.min_trials",
+            f"is {rule.min_trials}, more than n_trials = {n_trials}, the most the study runs.",
+        )
+    if not 1 <= rule.check_every <= 100_000:
+        raise p.fail(
+            "stop.check_every", f"must be between 1 and 100000; got {rule.check_every}."
+        )
+    return rule
 
 
 def _parse_data(p: _Parser, data: Any, base: Path) -> DataConfig:

@@ -8,6 +8,7 @@ from typing import Any
 from optuna_dl.runs.budget import StudyLock, Tally, run_budget, tally
 from optuna_dl.runs.interrupts import InterruptGuard
 from optuna_dl.runs.progress import trial_line
+from optuna_dl.runs.stopping import settled_ranking
 from optuna_dl.runs.storage import fail_stale_trials, redact
 from optuna_dl.runs.study import OpenStudy
 from optuna_dl.runs.workers import run_workers
@@ -85,7 +86,10 @@ def run_trials(
                 lock=lock,
                 on_trial=None if quiet else lambda trial: out(trial_line(trial)),
                 on_wait=say_waiting,
+                should_stop=None if config.stop is None else settled_ranking(config.stop),
             )
     finally:
         lock.close()
+    if result.stopped:
+        out(f"stopped: {result.stopped}")
     return 130 if result.interrupted else 0

@@ -31,6 +31,7 @@ from optuna_dl.records import TrialRecord
 from optuna_dl.runs.budget import StudyLock, finished_trials, run_budget, tally
 from optuna_dl.runs.interrupts import InterruptGuard
 from optuna_dl.runs.progress import trial_line
+from optuna_dl.runs.stopping import settled_ranking
 from optuna_dl.runs.storage import redact
 from optuna_dl.runs.study import open_study
 
@@ -137,11 +138,14 @@ def _work(
                 lock=lock,
                 on_trial=None if quiet else lambda trial: say(trial_line(trial, worker=pid)),
                 stop=stop,
+                should_stop=None if config.stop is None else settled_ranking(config.stop),
             )
     finally:
         lock.close()
     done = len(finished_trials(study.get_trials(deepcopy=False)))
     ran = result.ran
+    if result.stopped:
+        say(f"worker {pid}: stopped: {result.stopped}")
     say(
         f"worker {pid}: ran {ran} trial{'' if ran == 1 else 's'}"
         + (" (interrupted)" if result.interrupted else "")
