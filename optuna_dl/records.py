@@ -52,6 +52,9 @@ class TrialRecord:
         Training time over all folds.
     fold_scores : list of float
         Each fold's validation score at the best epoch.
+    metric_scores : dict of str to list of float
+        With several metrics: each metric's fold scores at the best epoch (of the
+        metric the trial optimizes).
     diverged : str
         Why training blew up; the trial was then pruned.
     mode : str
@@ -74,6 +77,7 @@ class TrialRecord:
     first_epoch: int | None = None
     fit_seconds: float | None = None
     fold_scores: list[float] | None = None
+    metric_scores: dict[str, list[float]] | None = None
     diverged: str | None = None
     mode: str | None = None
     pid: int | None = None

@@ -60,8 +60,13 @@ class Objective:
     cv : None, int or splitter, default=None
         None: one stratified hold-out of ``validation_fraction``.
     validation_fraction : float, default=0.2
-    scoring : str, default="accuracy"
-        A scikit-learn scorer name (greater is better).
+    scoring : str, callable or dict, default="accuracy"
+        A scikit-learn scorer name or scorer (greater is better), or several as
+        ``{name: scorer name or scorer}``.
+    refit : str, optional
+        With several metrics, the one the trial's value, its reports (and so pruning)
+        and its best epoch follow; defaults to the first. The others are recorded at
+        that epoch (:attr:`~optuna_dl.records.TrialRecord.metric_scores`).
     max_epochs : int, default=50
     patience : int or None, default=10
         Stop a trial when its mean validation score has not improved for this many
@@ -88,7 +93,8 @@ class Objective:
         estimator: Any = None,
         cv: Any = None,
         validation_fraction: float = 0.2,
-        scoring: str = "accuracy",
+        scoring: Any = "accuracy",
+        refit: str | None = None,
         max_epochs: int = 50,
         patience: int | None = 10,
         random_state: int = 0,
@@ -105,7 +111,19 @@ class Objective:
         self.max_epochs = max_epochs
         self.patience = patience
         self.random_state = random_state
-        self.scorer = get_scorer(scoring)
+        self.scorers = (
+            {name: get_scorer(s) for name, s in scoring.items()}
+            if isinstance(scoring, dict)
+            else {"score": get_scorer(scoring)}
+        )
+        if not self.scorers:
+            raise ValueError("scoring must name at least one metric.")
+        self.refit = next(iter(self.scorers)) if refit is None else refit
+        if self.refit not in self.scorers:
+            raise ValueError(
+                f"refit must be one of the metrics {sorted(self.scorers)}; got {refit!r}."
+            )
+        self.scorer = self.scorers[self.refit]
         self.scoring = scoring
         self.classes = np.unique(self.y)
         self.splits = self._make_splits(cv, validation_fraction)
@@ -191,12 +209,14 @@ class Objective:
         curve: list[float] = []
         losses: list[float] = []
         fold_curve: list[list[float]] = []
+        other_curve: list[dict[str, list[float]] | None] = []
         stalled = 0
         pruner = trial.study.pruner
         try:
             for epoch in range(1, self.max_epochs + 1):
                 epoch_losses = [self._epoch(trial, m, Xt, yt) for m, Xt, yt, _, _ in folds]
                 fold_scores = [float(self.scorer(m, Xv, yv)) for m, _, _, Xv, yv in folds]
+                other_curve.append(self._other_metrics(folds))
                 score = float(np.mean(fold_scores))
                 stalled = 0 if not curve or score > max(curve) else stalled + 1
                 curve.append(score)
@@ -208,33 +228,55 @@ class Objective:
                 if self.patience is not None and stalled >= self.patience:
                     break
         finally:
+            best = int(np.argmax(curve)) if curve else None
             TrialRecord(
                 learning_curve=curve,
                 loss_curve=losses,
                 epochs=len(curve),
-                fold_scores=fold_curve[int(np.argmax(curve))] if curve else None,
+                fold_scores=None if best is None else fold_curve[best],
+                metric_scores=None if best is None else other_curve[best],
             ).write(trial)
         return curve, losses
 
+    def _other_metrics(self, folds: list) -> dict[str, list[float]] | None:
+        """Every metric's validation score on each fold (None with one metric)."""
+        if len(self.scorers) == 1:
+            return None
+        return {
+            name: [float(scorer(m, Xv, yv)) for m, _, _, Xv, yv in folds]
+            for name, scorer in self.scorers.items()
+        }
+
     def _train_per_fold(self, trial: optuna.Trial, folds: list) -> tuple[list[float], list[float]]:
         fold_curves: list[list[float]] = []
+        fold_others: list[dict[str, float] | None] = []
         try:
             for step, (model, X_train, y_train, X_val, y_val) in enumerate(folds):
                 fold_curve: list[float] = []
+                others: list[dict[str, float] | None] = []
                 for _ in range(self.max_epochs):
                     self._epoch(trial, model, X_train, y_train)
                     fold_curve.append(float(self.scorer(model, X_val, y_val)))
+                    other = self._other_metrics([(model, None, None, X_val, y_val)])
+                    others.append(None if other is None else {k: v[0] for k, v in other.items()})
                     stalled = len(fold_curve) - 1 - int(np.argmax(fold_curve))
                     if self.patience is not None and stalled >= self.patience:
                         break
                 fold_curves.append(fold_curve)
+                fold_others.append(others[int(np.argmax(fold_curve))])
                 trial.report(max(fold_curve), step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {step + 1} of {len(folds)}")
         finally:
+            metric_scores = (
+                {name: [o[name] for o in fold_others] for name in self.scorers}
+                if fold_others and all(o is not None for o in fold_others)
+                else None
+            )
             TrialRecord(
                 fold_scores=[max(c) for c in fold_curves],
                 epochs=sum(len(c) for c in fold_curves),
+                metric_scores=metric_scores,
             ).write(trial)
         length = min(len(c) for c in fold_curves)
         curve = [float(np.mean([c[i] for c in fold_curves])) for i in range(length)]

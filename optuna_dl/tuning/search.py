@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.metrics import get_scorer, get_scorer_names
+from sklearn.metrics import get_scorer_names
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags, indexable
@@ -199,11 +199,15 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         Folds every trial trains on; the splits are drawn once per ``fit``. An int
         ``k`` gives ``StratifiedKFold(k, shuffle=True)`` seeded by ``random_state``
         (see Notes for classes smaller than ``k``). None means 3.
-    scoring : str or callable, default="accuracy"
+    scoring : str, callable or dict, default="accuracy"
         A scikit-learn scorer name or a scorer ``(estimator, X, y) -> float``; greater
-        is better. Also what :meth:`score` returns.
-    refit : bool, default=True
-        Fit ``best_estimator_`` on all the data with the best parameters.
+        is better. Several metrics: ``{name: scorer name or scorer}``, each recorded for
+        every trial, with its own ``cv_results_`` columns.
+    refit : bool or str, default=True
+        Fit ``best_estimator_`` on all the data with the best parameters. With several
+        metrics, the name of the one to optimize, prune on and refit for (or False:
+        the first metric is optimized, nothing is refit). Also what :meth:`score`
+        returns.
     max_epochs : int, default=50
         Epochs a trial may train.
     patience : int or None, default=10
@@ -248,8 +252,10 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         Number of cross-validation splits used.
     refit_time_ : float
         Seconds spent refitting ``best_estimator_``.
-    scorer_ : callable
-        The scorer built from ``scoring``.
+    scorer_ : callable or dict of callable
+        The scorer built from ``scoring`` (a dict with several metrics).
+    multimetric_ : bool
+        Whether ``scoring`` named several metrics.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -324,7 +330,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         study_name: str | None = None,
         cv: Any = 3,
         scoring: Any = "accuracy",
-        refit: bool = True,
+        refit: bool | str = True,
         max_epochs: int = 50,
         patience: int | None = 10,
         n_jobs: int | None = 1,
@@ -366,7 +372,6 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
             self.get_params(deep=False),
             {
                 "max_epochs": rules.Interval("int", 1, None),
-                "refit": rules.Boolean(),
                 "show_progress_bar": rules.Boolean(),
                 "random_state": rules.RandomState(),
             },
@@ -405,15 +410,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
             or hasattr(cv, "__iter__")
         ):
             raise _invalid("cv", cv_rule, cv)
-        if isinstance(self.scoring, str):
-            if self.scoring not in get_scorer_names():
-                raise _invalid(
-                    "scoring",
-                    "a callable or a scorer name from sklearn.metrics.get_scorer_names()",
-                    self.scoring,
-                )
-        elif not callable(self.scoring):
-            raise _invalid("scoring", "a scorer name or a callable", self.scoring)
+        self._check_scoring()
         n_jobs = self.n_jobs
         if n_jobs is not None and (
             not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0
@@ -426,6 +423,34 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
                 "when n_jobs > 1",
                 self.storage,
             )
+
+    def _check_scoring(self) -> None:
+        scoring, refit = self.scoring, self.refit
+        metrics = scoring if isinstance(scoring, dict) else {"score": scoring}
+        if not metrics:
+            raise _invalid("scoring", "a scorer, or a non-empty dict of scorers", scoring)
+        for name, scorer in metrics.items():
+            if not isinstance(name, str) or not name:
+                raise _invalid("scoring", "a dict keyed by metric names (strings)", scoring)
+            if isinstance(scorer, str):
+                if scorer not in get_scorer_names():
+                    raise _invalid(
+                        "scoring",
+                        "a callable or a scorer name from sklearn.metrics.get_scorer_names()",
+                        scorer,
+                    )
+            elif not callable(scorer):
+                raise _invalid("scoring", "a scorer name or a callable", scorer)
+        if isinstance(scoring, dict):
+            if refit is not False and refit not in metrics:
+                raise _invalid(
+                    "refit",
+                    f"False or the name of a metric of scoring ({', '.join(metrics)}) when "
+                    "scoring names several metrics",
+                    refit,
+                )
+        elif not isinstance(refit, (bool, np.bool_)):
+            raise _invalid("refit", "True or False (a metric name needs a dict scoring)", refit)
 
     def _n_jobs(self) -> int:
         if self.n_jobs is None:
@@ -479,16 +504,25 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
             estimator=estimator,
             cv=splits,
             scoring=self.scoring,
+            refit=self._refit_metric(),
             max_epochs=self.max_epochs,
             patience=self.patience,
             random_state=seed,
         )
-        self.scorer_ = get_scorer(self.scoring)
+        self.multimetric_ = isinstance(self.scoring, dict)
+        self.scorer_ = dict(objective.scorers) if self.multimetric_ else objective.scorer
         self.n_splits_ = len(splits)
         self.study_ = self._optimize(_TrackedObjective(objective), seed)
         trials = self.study_.get_trials(deepcopy=False)
         self.n_trials_ = len(trials)
-        self.cv_results_ = _cv_results(trials, space, param_prefix(estimator), self.n_splits_)
+        self.cv_results_ = _cv_results(
+            trials,
+            space,
+            param_prefix(estimator),
+            self.n_splits_,
+            list(self.scorer_) if self.multimetric_ else None,
+            self._refit_metric(),
+        )
         best = best_trials(self.study_, 1)
         if not best:
             states = sorted({t.state.name for t in trials})
@@ -507,6 +541,12 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         if self.refit:
             self._refit(estimator, X, y, seed)
         return self
+
+    def _refit_metric(self) -> str | None:
+        """The metric the study optimizes: ``refit``'s, else the first (None: one)."""
+        if not isinstance(self.scoring, dict):
+            return None
+        return self.refit if isinstance(self.refit, str) else next(iter(self.scoring))
 
     def _splits(self, X: Any, y: np.ndarray, groups: Any, seed: int) -> list[tuple]:
         cv = 3 if self.cv is None else self.cv
@@ -676,7 +716,8 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
 
     @_needs_refit
     def score(self, X: Any, y: Any) -> float:
-        """Score ``best_estimator_`` on ``(X, y)`` with ``scoring`` (as in the search).
+        """Score ``best_estimator_`` on ``(X, y)`` with ``scoring`` (as in the search;
+        with several metrics, the ``refit`` one).
 
         Parameters
         ----------
@@ -688,7 +729,8 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         float
         """
         check_is_fitted(self, "best_estimator_")
-        return float(self.scorer_(self.best_estimator_, X, y))
+        scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
+        return float(scorer(self.best_estimator_, X, y))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -705,10 +747,33 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         return tags
 
 
+def _score_columns(
+    results: dict[str, Any], name: str, folds: np.ndarray, means: np.ndarray, stds: np.ndarray
+) -> None:
+    """``split<k>_test_<name>``, ``mean_``, ``std_`` and ``rank_test_<name>`` columns."""
+    for k in range(folds.shape[1]):
+        results[f"split{k}_test_{name}"] = folds[:, k]
+    results[f"mean_test_{name}"] = means
+    results[f"std_test_{name}"] = stds
+    # like GridSearchCV: ties share the best rank, trials without a score rank last
+    ranked = np.where(np.isnan(means), -np.inf, means)
+    results[f"rank_test_{name}"] = rankdata(-ranked, method="min").astype(np.int32)
+
+
 def _cv_results(
-    trials: list[optuna.trial.FrozenTrial], space: SearchSpace, prefix: str, n_splits: int
+    trials: list[optuna.trial.FrozenTrial],
+    space: SearchSpace,
+    prefix: str,
+    n_splits: int,
+    metrics: list[str] | None = None,
+    optimized: str | None = None,
 ) -> dict[str, Any]:
-    """scikit-learn's ``cv_results_`` layout, one row per trial."""
+    """scikit-learn's ``cv_results_`` layout, one row per trial.
+
+    With ``metrics`` (several), each gets ``split<k>_test_<name>``, ``mean_test_<name>``,
+    ``std_test_<name>`` and ``rank_test_<name>``; ``optimized`` is the one whose scores
+    are the trials' values.
+    """
     n = len(trials)
     params = [{prefix + k: v for k, v in estimator_params(t, space).items()} for t in trials]
     complete = np.array([t.state == optuna.trial.TrialState.COMPLETE for t in trials], bool)
@@ -741,14 +806,19 @@ def _cv_results(
                 column[i] = p[name]
         results[f"param_{name}"] = column
     results["params"] = params
-    for k in range(n_splits):
-        results[f"split{k}_test_score"] = folds[:, k]
-    results["mean_test_score"] = means
-    results["std_test_score"] = stds
-    # like GridSearchCV: ties share the best rank, trials without a score rank last
-    ranked = np.where(np.isnan(means), -np.inf, means)
-    rank = rankdata(-ranked, method="min").astype(np.int32)
-    results["rank_test_score"] = rank
+    if metrics is None:
+        _score_columns(results, "score", folds, means, stds)
+    else:
+        for name in metrics:
+            if name == optimized:
+                _score_columns(results, name, folds, means, stds)
+                continue
+            other = np.full((n, n_splits), np.nan)
+            for i, trial in enumerate(trials):
+                scores = (TrialRecord.from_trial(trial).metric_scores or {}).get(name)
+                if complete[i] and scores is not None and len(scores) == n_splits:
+                    other[i] = scores
+            _score_columns(results, name, other, other.mean(axis=1), other.std(axis=1))
     results["state"] = np.array([t.state.name for t in trials], dtype=object)
     results["n_epochs"] = np.array([TrialRecord.from_trial(t).epochs or 0 for t in trials], int)
     return results

@@ -342,6 +342,13 @@ def test_clone_and_pickle(iris):
         ({"storage": 3}, "storage"),
         ({"n_jobs": 2, "storage": optuna.storages.InMemoryStorage()}, "storage"),
         ({"random_state": -1}, "random_state"),
+        ({"scoring": {}}, "scoring"),
+        ({"scoring": {"acc": "no_such_score"}}, "scoring"),
+        ({"scoring": {"acc": 3}}, "scoring"),
+        ({"scoring": {1: "accuracy"}}, "scoring"),
+        ({"scoring": {"acc": "accuracy", "f1": "f1_macro"}}, "refit"),  # refit=True
+        ({"scoring": {"acc": "accuracy"}, "refit": "f1"}, "refit"),
+        ({"scoring": "accuracy", "refit": "accuracy"}, "refit"),
     ],
 )
 def test_invalid_parameters_are_named(iris, params, name):
@@ -350,3 +357,61 @@ def test_invalid_parameters_are_named(iris, params, name):
     with pytest.raises(ValueError, match=rf"parameter '{name}' must be .*; got "):
         search.fit(X, y)
     assert not hasattr(search, "study_")
+
+
+# ------------------------------------------------------------- several metrics
+def test_several_metrics_get_their_own_columns_and_refit_picks_the_optimized_one(iris):
+    X, y = iris
+    scoring = {"acc": "accuracy", "f1": "f1_macro", "bal": "balanced_accuracy"}
+    search = make_search(scoring=scoring, refit="f1", n_trials=4).fit(X, y)
+    results = search.cv_results_
+    assert search.multimetric_ and set(search.scorer_) == set(scoring)
+    for name in scoring:
+        for column in ("mean_test_", "std_test_", "rank_test_", "split0_test_", "split1_test_"):
+            assert f"{column}{name}" in results
+    assert "mean_test_score" not in results
+    complete = results["state"] == "COMPLETE"
+    # The study optimizes f1: the trials' values are its mean fold scores.
+    values = np.array([t.value if t.value is not None else np.nan for t in search.study_.trials])
+    np.testing.assert_allclose(results["mean_test_f1"][complete], values[complete])
+    assert search.best_score_ == pytest.approx(np.nanmax(results["mean_test_f1"]))
+    assert results["rank_test_f1"][search.best_index_] == 1
+    for name in ("acc", "bal"):
+        row = [results[f"split{k}_test_{name}"][search.best_index_] for k in range(2)]
+        assert results[f"mean_test_{name}"][search.best_index_] == pytest.approx(np.mean(row))
+    # score() uses the refit metric.
+    assert search.score(X, y) == pytest.approx(search.scorer_["f1"](search.best_estimator_, X, y))
+
+
+def test_the_recorded_metrics_match_a_hand_trained_fold(iris):
+    """Train each fold's network by hand for the best epoch's number of epochs and
+    score it: the recorded accuracy and macro-F1 are exactly those."""
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = iris
+    cv = list(StratifiedKFold(2, shuffle=True, random_state=1).split(X, y))
+    search = make_search(
+        scoring={"f1": "f1_macro", "acc": "accuracy"}, refit="f1", n_trials=1, cv=cv
+    ).fit(X, y)
+    trial = search.best_trial_
+    params = trial.user_attrs["estimator_params"]
+    for k, (train, val) in enumerate(cv):
+        model = clone(search.estimator).set_params(**params, max_epochs=5, random_state=0)
+        for _ in range(trial.user_attrs["best_epoch"]):
+            model.partial_fit(X[train], y[train], classes=np.unique(y))
+        predicted = model.predict(X[val])
+        assert search.cv_results_[f"split{k}_test_acc"][0] == accuracy_score(y[val], predicted)
+        assert search.cv_results_[f"split{k}_test_f1"][0] == pytest.approx(
+            f1_score(y[val], predicted, average="macro"), abs=1e-12
+        )
+
+
+def test_refit_false_with_several_metrics_optimizes_the_first(iris):
+    X, y = iris
+    search = make_search(scoring={"bal": "balanced_accuracy", "acc": "accuracy"}, refit=False)
+    search.fit(X, y)
+    complete = search.cv_results_["state"] == "COMPLETE"
+    values = np.array([t.value if t.value is not None else np.nan for t in search.study_.trials])
+    np.testing.assert_allclose(search.cv_results_["mean_test_bal"][complete], values[complete])
+    assert not hasattr(search, "best_estimator_")
