@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import optuna
 from optuna.trial import TrialState
 
-from optuna_dl.records import TrialRecord, best_trials, estimator_params
+from optuna_dl.records import TrialRecord, best_trials, estimator_params, is_babysat
 from optuna_dl.runs.budget import finished_trials
 from optuna_dl.runs.config import CONFIG_ATTR, ConfigError, StudyConfig, load_config
 from optuna_dl.runs.runner import run_trials
@@ -72,6 +72,39 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return best
 
 
+def _chosen_trial(study: optuna.Study, config: StudyConfig, number: int | None):
+    """The trial ``best`` and ``export`` work on: ``--trial N``, else the best one; a
+    multi-objective study with several Pareto-optimal trials asks which."""
+    if number is not None:
+        for trial in study.get_trials(deepcopy=False):
+            if trial.number == number:
+                if trial.state != TrialState.COMPLETE or is_babysat(trial):
+                    break
+                return trial
+        raise CommandError(
+            f"--trial {number}: study {config.name!r} has no completed search trial "
+            f"{number}."
+        )
+    if not config.multi_objective:
+        return _best_trial(study)
+    front = _pareto_front(study)
+    if len(front) == 1:
+        return front[0]
+    if not front:
+        return _best_trial(study)  # says there is no completed trial
+    numbers = ", ".join(str(t.number) for t in front)
+    raise CommandError(
+        f"study {config.name!r} has {len(front)} Pareto-optimal trials ({numbers}); "
+        "pick one with --trial N."
+    )
+
+
+def _pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The Pareto-optimal completed search trials, by number."""
+    front = [t for t in study.best_trials if not is_babysat(t)]
+    return sorted(front, key=lambda t: t.number)
+
+
 def _format_value(value: Any) -> str:
     return (
         f"{value:.4g}"
@@ -116,6 +149,9 @@ def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> 
         f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed "
         f"(this run: {seconds:.1f} s)"
     )
+    if config.multi_objective:
+        _print_pareto_front(study, config)
+        return
     best = _search_best(study)
     if best is None:
         print("no completed trial yet (babysat trials are not counted).")
@@ -136,6 +172,19 @@ def _print_summary(study: optuna.Study, config: StudyConfig, seconds: float) -> 
             print(f"importance: not available ({error})")
             return
         _print_ranking(result)
+
+
+def _print_pareto_front(study: optuna.Study, config: StudyConfig) -> None:
+    front = _pareto_front(study)
+    if not front:
+        print("no completed trial yet (babysat trials are not counted).")
+        return
+    goals = ", ".join(f"{o} ({d})" for o, d in zip(config.objectives, config.directions))
+    print(f"Pareto front: {len(front)} trial(s) no other trial beats on every objective: {goals}")
+    print("  trial  " + "  ".join(f"{o:>12}" for o in config.objectives))
+    for trial in front:
+        print(f"  {trial.number:5d}  " + "  ".join(f"{v:>12.4g}" for v in trial.values))
+    print(f"pick one with: optuna-dl export {config.path} --trial N -o model.npz")
 
 
 def _print_ranking(result: Any) -> None:
@@ -176,12 +225,14 @@ def _write_report(study: optuna.Study, config: StudyConfig) -> None:
 def command_best(args: argparse.Namespace) -> int:
     config = _config(args)
     with open_study(config) as opened:
-        best = _best_trial(opened.study)
+        best = _chosen_trial(opened.study, config, args.trial)
     record = TrialRecord.from_trial(best)
+    values = dict(zip(config.objectives, best.values))
     summary = {
         "study": config.name,
         "trial": best.number,
-        "value": best.value,
+        "value": best.values[0],
+        **({"values": values} if config.multi_objective else {}),
         "params": estimator_params(best),
         "sampled_params": best.params,
         "best_epoch": record.best_epoch,
@@ -190,7 +241,12 @@ def command_best(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"study {config.name!r}: best trial {best.number}, value {best.value:.4f}")
+        described = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+        which = "trial" if config.multi_objective or args.trial is not None else "best trial"
+        print(
+            f"study {config.name!r}: {which} {best.number}, "
+            + (described if config.multi_objective else f"value {best.values[0]:.4f}")
+        )
         for name, value in summary["params"].items():
             print(f"  {name} = {_format_value(value)}")
     return 0
@@ -201,7 +257,7 @@ def command_export(args: argparse.Namespace) -> int:
 
     config = _config(args)
     with open_study(config) as opened:
-        best = _best_trial(opened.study)
+        best = _chosen_trial(opened.study, config, args.trial)
     X_train, X_test, y_train, y_test = config.load_data()
     model, pipeline_accuracy = refit_best(config, best, X_train, y_train, X_test, y_test)
     output = Path(args.output)
@@ -355,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("config")
     best.add_argument("--storage")
     best.add_argument("--json", action="store_true", help="print JSON")
+    best.add_argument("--trial", type=int, metavar="N", help="this trial instead of the best")
     best.set_defaults(handler=command_best)
 
     export = commands.add_parser(
@@ -363,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("config")
     export.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     export.add_argument("--storage")
+    export.add_argument("--trial", type=int, metavar="N", help="this trial instead of the best")
     export.set_defaults(handler=command_export)
 
     importance = commands.add_parser(

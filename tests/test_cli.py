@@ -763,3 +763,70 @@ def test_importance_errors_are_one_line_and_write_nothing(resumable, tmp_path, c
     assert_one_line_error(code, err, expected)
     assert out == "" and "secret" not in err
     assert (digest(db) if db.exists() else None) == before
+
+
+# ------------------------------------------------------------- several objectives
+MULTI = 'directions = ["maximize", "minimize"]\nobjectives = ["accuracy", "n_params"]\n'
+
+
+@pytest.fixture(scope="module")
+def multi_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("multi")
+    toml = write_study(folder, "multi", n_trials=5)
+    toml.write_text(MULTI + toml.read_text())
+    code, out, err = run_cli("run", toml)
+    assert code == 0, err
+    return {"toml": toml, "db": toml.with_suffix(".db"), "out": out}
+
+
+def test_a_multi_objective_run_prints_its_pareto_front(multi_run):
+    study = load(multi_run["db"], "multi")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["accuracy", "n_params"]
+    front = sorted(t.number for t in study.best_trials)
+    out = multi_run["out"]
+    assert "Pareto front:" in out and "accuracy (maximize), n_params (minimize)" in out
+    table = out[out.index("Pareto front:") :].splitlines()[2 : 2 + len(front)]
+    assert [int(line.split()[0]) for line in table] == front
+    for line, number in zip(table, front):
+        trial = study.trials[number]
+        assert float(line.split()[2]) == pytest.approx(trial.values[1], rel=1e-3)
+        assert (
+            trial.values[1]
+            == DeepNetClassifier(**trial.user_attrs["estimator_params"])
+            .fit([[0.0] * 4, [1.0] * 4, [2.0] * 4], [0, 1, 2])
+            .network_.flat_params.size
+        )
+    page = (multi_run["toml"].parent / "multi.html").read_text(encoding="utf-8")
+    assert "Pareto front" in page and "Importance per objective" in page
+
+
+def test_best_and_export_ask_which_pareto_trial_and_take_trial_n(multi_run, tmp_path):
+    study = load(multi_run["db"], "multi")
+    front = sorted(t.number for t in study.best_trials)
+    code, out, err = run_cli("best", multi_run["toml"])
+    if len(front) > 1:
+        assert_one_line_error(code, err, "Pareto-optimal trials", "--trial N")
+    else:
+        assert code == 0, err
+    code, out, err = run_cli("best", multi_run["toml"], "--trial", front[-1], "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["trial"] == front[-1]
+    assert list(summary["values"]) == ["accuracy", "n_params"]
+    assert summary["values"]["n_params"] == study.trials[front[-1]].values[1]
+    model = tmp_path / "chosen.npz"
+    code, out, err = run_cli("export", multi_run["toml"], "--trial", front[-1], "-o", model)
+    assert code == 0, err
+    assert f"refit trial {front[-1]}" in out and model.is_file()
+    code, _, err = run_cli("best", multi_run["toml"], "--trial", 999)
+    assert_one_line_error(code, err, "--trial 999", "no completed search trial 999")
+
+
+def test_a_study_cannot_change_its_directions(multi_run, tmp_path):
+    toml = write_study(tmp_path, "multi")
+    shutil.copy(multi_run["db"], tmp_path / "multi.db")
+    before = digest(tmp_path / "multi.db")
+    code, _, err = run_cli("run", toml, "--n-trials", 6)
+    assert_one_line_error(code, err, "key 'directions'", "maximize and minimize")
+    assert digest(tmp_path / "multi.db") == before

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import optuna.visualization as ov
 import plotly.graph_objects as go
 
 from optuna_dl._compat import study_storage
@@ -356,11 +357,90 @@ class _Report:
 
     # ------------------------------------------------------------ page
 
+    # ------------------------------------------------- several objectives
+
+    def objective_names(self) -> list[str]:
+        names = self.study.metric_names
+        return (
+            list(names) if names else [f"objective {i}" for i in range(len(self.study.directions))]
+        )
+
+    def pareto(self) -> str:
+        names = self.objective_names()
+        front = sorted(self.study.best_trials, key=lambda t: t.number)
+        if not front:
+            raise _Unavailable("No completed trial.")
+        rows = [
+            (
+                t.number,
+                *(fmt(float(v), 6) for v in t.values),
+                ", ".join(f"{k}={_short(v)}" for k, v in estimator_params(t).items()),
+            )
+            for t in front
+        ]
+        goals = ", ".join(
+            f"{esc(n)} ({d.name.lower()})" for n, d in zip(names, self.study.directions)
+        )
+        parts = [
+            f"<p>The {len(front)} trial(s) no other trial beats on every objective: "
+            f"{goals}. Pick one with <code>optuna-dl export CONFIG --trial N</code>.</p>",
+            table(["trial", *names, "parameters"], rows, numeric=list(range(len(names) + 1))),
+        ]
+        if len(names) in (2, 3):
+            parts.append(self.plot(lambda: ov.plot_pareto_front(self.study, target_names=names)))
+        return "".join(parts)
+
+    def importances_per_objective(self) -> str:
+        parts = []
+        for index, (name, direction) in enumerate(
+            zip(self.objective_names(), self.study.directions)
+        ):
+            result = param_importances(
+                self.study,
+                target=lambda t, i=index: t.values[i],
+                direction=direction,
+                n_bootstrap=PED_ANOVA_BOOTSTRAP,
+            )
+            if result.n_trials < 2 or not result.params:
+                parts.append(_why(f"{name}: fewer than 2 completed trials."))
+                continue
+            rows = [
+                (
+                    p.name,
+                    p.importance,
+                    _interval(p.low, p.high),
+                    p.rank,
+                    _interval(p.rank_low, p.rank_high),
+                )
+                for p in result.params
+            ]
+            statements = "".join(
+                f"<li>{esc(line)}</li>" for line in rank_confidence(result).statements
+            )
+            parts.append(
+                f"<h3>{esc(name)} ({direction.name.lower()})</h3>"
+                + table(
+                    ["parameter", "PED-ANOVA", "interval", "rank", "rank interval"],
+                    rows,
+                    numeric=[1, 3],
+                )
+                + f"<ul>{statements}</ul>"
+            )
+        return "".join(parts)
+
     def render(self) -> str:
         started = time.perf_counter()
+        multi = len(self.study.directions) > 1
         sections = [
             ("summary", "Summary", self.summary),
-            ("importance", "Hyperparameter importance", self.importances),
+            *(
+                [
+                    ("pareto", "Pareto front", self.pareto),
+                    ("importance", "Importance per objective", self.importances_per_objective),
+                ]
+                if multi
+                else [("importance", "Hyperparameter importance", self.importances)]
+            ),
             ("prior", "Prior (course notes) vs measured", self.prior),
             ("epochs", "Ranking by epoch (pruning-aware)", self.epochs),
             ("duration", "What costs time", self.duration),
@@ -393,6 +473,10 @@ def _snapshot(study: optuna.Study) -> optuna.Study:
         return study
     copy = optuna.create_study(study_name=study.study_name, directions=study.directions)
     copy.add_trials(study.get_trials(deepcopy=False))
+    if study.metric_names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            copy.set_metric_names(list(study.metric_names))
     return copy
 
 

@@ -44,6 +44,11 @@ PRUNERS = (
 )
 _RESEEDED_ON_RESUME = ("TPESampler", "RandomSampler", "CmaEsSampler")
 DIRECTIONS = ("maximize", "minimize")
+#: Objectives a study may add to its validation score (``objectives = [...]``).
+EXTRA_OBJECTIVES = {
+    "fit_seconds": "training time of the trial over all folds",
+    "n_params": "number of trainable parameters of the network",
+}
 # Characters a study name cannot hold when it names the default storage and report files.
 _UNSAFE_IN_FILE_NAMES = set('/\\?#%:*"<>|') | {chr(c) for c in range(32)} | {chr(127)}
 SOURCES = (*BUNDLED, "csv", "npz")
@@ -115,6 +120,14 @@ class StudyConfig:
     report: Path
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
     stop: StopRule | None = None
+    #: All directions and objective names; one entry each for a single objective.
+    directions: tuple[str, ...] = ()
+    objectives: tuple[str, ...] = ()
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the study has several objectives (a Pareto front, no single best)."""
+        return len(self.directions) > 1
 
     def make_sampler(self, resumed: int = 0) -> optuna.samplers.BaseSampler:
         """A new sampler instance as configured (seeded with ``seed`` unless given).
@@ -141,7 +154,7 @@ class StudyConfig:
         study = optuna.create_study(
             study_name=self.name,
             storage=storage,
-            direction=self.direction,
+            directions=list(self.directions),
             sampler=self.make_sampler(),
             pruner=self.make_pruner(),
             load_if_exists=True,
@@ -153,7 +166,7 @@ class StudyConfig:
             # The objective's name, shown by optuna-dashboard and `optuna trials`.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([self.scoring])
+                study.set_metric_names(list(self.objectives))
         return study
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
@@ -220,6 +233,7 @@ class StudyConfig:
                 cv=self.cv,
                 validation_fraction=self.validation_fraction,
                 scoring=self.scoring,
+                objectives=self.objectives[1:],
                 max_epochs=self.max_epochs,
                 patience=self.patience,
                 random_state=self.seed,
@@ -235,6 +249,8 @@ class StudyConfig:
 _TOP = {
     "name": str,
     "direction": str,
+    "directions": list,
+    "objectives": list,
     "n_trials": int,
     "timeout": (int, float),
     "seed": int,
@@ -368,6 +384,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
     direction = raw.get("direction", "maximize")
     if direction not in DIRECTIONS:
         raise p.fail("direction", f"must be one of {', '.join(DIRECTIONS)}; got {direction!r}.")
+    directions = _parse_directions(p, raw)
+    if directions:
+        direction = directions[0]
     n_trials = raw.get("n_trials")
     timeout = raw.get("timeout")
     if n_trials is None and timeout is None:
@@ -422,6 +441,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
     sampler = _parse_choice(p, raw.get("sampler", {"name": "TPESampler"}), "sampler", SAMPLERS)
     pruner = _parse_choice(p, raw.get("pruner", {"name": "MedianPruner"}), "pruner", PRUNERS)
     stop = _parse_stop(p, raw.get("stop"), n_trials, len(space.active))
+    objectives = _parse_objectives(p, raw, directions, scoring)
     storage = raw.get("storage", f"sqlite:///{base / (name + '.db')}")
     report = Path(raw.get("report", f"{name}.html"))
     config = StudyConfig(
@@ -445,9 +465,57 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
         report=report if report.is_absolute() else base / report,
         raw=raw,
         stop=stop,
+        directions=tuple(directions) or (direction,),
+        objectives=objectives,
     )
     _try_build(p, config)
     return config
+
+
+def _parse_directions(p: _Parser, raw: dict[str, Any]) -> list[str]:
+    """``directions = [...]`` of a multi-objective study ([] when absent)."""
+    if "directions" not in raw:
+        if "objectives" in raw:
+            raise p.fail("objectives", "needs directions = [...], one per objective.")
+        return []
+    if "direction" in raw:
+        raise p.fail("directions", "give direction (one objective) or directions, not both.")
+    directions = raw["directions"]
+    if not 2 <= len(directions) <= 4 or any(d not in DIRECTIONS for d in directions):
+        raise p.fail(
+            "directions",
+            f"must list 2 to 4 of {', '.join(DIRECTIONS)}; got {directions!r}.",
+        )
+    return list(directions)
+
+
+def _parse_objectives(
+    p: _Parser, raw: dict[str, Any], directions: list[str], scoring: str
+) -> tuple[str, ...]:
+    """``objectives = [...]``: the validation score first, then extra objectives."""
+    if not directions:
+        return (scoring,)
+    objectives = raw.get("objectives")
+    if objectives is None:
+        raise p.fail("directions", "needs objectives = [...], one name per direction.")
+    allowed = ", ".join(EXTRA_OBJECTIVES)
+    if len(objectives) != len(directions) or len(set(map(str, objectives))) != len(objectives):
+        raise p.fail(
+            "objectives",
+            f"must name {len(directions)} different objectives, one per direction; "
+            f"got {objectives!r}.",
+        )
+    if objectives[0] != scoring:
+        raise p.fail(
+            "objectives",
+            f"the first objective is the validation score, search.scoring = {scoring!r}; "
+            f"got {objectives[0]!r}.",
+        )
+    unknown = [o for o in objectives[1:] if o not in EXTRA_OBJECTIVES]
+    if unknown:
+        raise p.fail("objectives", f"unknown objective {unknown[0]!r}; allowed after the "
+                     f"score: {allowed}.")
+    return tuple(objectives)
 
 
 def _parse_stop(
@@ -668,6 +736,10 @@ def _dry_run(config: StudyConfig, section: str, n_trials: int) -> None:
     steps = config.cv or 3  # WilcoxonPruner: one step per fold
     wilcoxon = config.pruner["name"] == "WilcoxonPruner" and section == "pruner"
 
+    def objective_values(trial: optuna.Trial) -> float:
+        config.space.suggest(trial)
+        return 0.5 + 0.01 * (trial.number % 7)
+
     def objective(trial: optuna.Trial) -> float:
         config.space.suggest(trial)
         value = 0.5 + 0.01 * (trial.number % 7)
@@ -686,8 +758,16 @@ def _dry_run(config: StudyConfig, section: str, n_trials: int) -> None:
                 sampler, pruner = config.make_sampler(), optuna.pruners.NopPruner()
             else:
                 sampler, pruner = optuna.samplers.RandomSampler(seed=0), config.make_pruner()
-            study = optuna.create_study(direction=config.direction, sampler=sampler, pruner=pruner)
-            study.optimize(objective, n_trials=n_trials)
+            study = optuna.create_study(
+                directions=list(config.directions), sampler=sampler, pruner=pruner
+            )
+            if config.multi_objective:  # no reports: Optuna prunes single objectives only
+                study.optimize(
+                    lambda trial: (objective_values(trial),) * len(config.directions),
+                    n_trials=n_trials,
+                )
+            else:
+                study.optimize(objective, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(verbosity)
 

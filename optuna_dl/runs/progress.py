@@ -28,7 +28,12 @@ def trial_line(trial: FrozenTrial, worker: int | None = None) -> str:
     """
     record = TrialRecord.from_trial(trial)
     if trial.state == TrialState.COMPLETE:
-        outcome = f"value {trial.value:.4f}"
+        values = trial.values
+        outcome = (
+            f"value {values[0]:.4f}"
+            if len(values) == 1
+            else "values " + ", ".join(f"{v:.4g}" for v in values)
+        )
     elif trial.state == TrialState.PRUNED:
         epochs = "?" if record.epochs is None else record.epochs
         outcome = "diverged" if record.diverged else f"pruned after {epochs} epochs"

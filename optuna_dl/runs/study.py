@@ -195,11 +195,12 @@ def _open(
             )
         study = optuna.load_study(study_name=config.name, storage=storage)
         return OpenStudy(study, config, storage, created=False)
-    if mode == "run" and stored is not None and stored != [config.direction]:
+    if mode == "run" and stored is not None and stored != list(config.directions):
+        key = "directions" if config.multi_objective or len(stored) > 1 else "direction"
         raise StorageError(
-            f"{config.path}: key 'direction': study {config.name!r} in "
+            f"{config.path}: key {key!r}: study {config.name!r} in "
             f"{redact(url)} was created to {' and '.join(stored)}, not "
-            f"to {config.direction}; change direction or the study's name."
+            f"to {' and '.join(config.directions)}; change {key} or the study's name."
         )
     study = config.create_study(storage)
     if stored is None:

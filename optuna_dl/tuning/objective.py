@@ -37,6 +37,10 @@ def param_prefix(estimator: Any) -> str:
     return f"{estimator.steps[-1][0]}__" if isinstance(estimator, Pipeline) else ""
 
 
+#: Objectives besides the validation score, by name.
+OBJECTIVES = ("fit_seconds", "n_params")
+
+
 class Objective:
     """Train one configuration per trial and return its validation score.
 
@@ -63,6 +67,11 @@ class Objective:
     scoring : str, callable or dict, default="accuracy"
         A scikit-learn scorer name or scorer (greater is better), or several as
         ``{name: scorer name or scorer}``.
+    objectives : sequence of {"fit_seconds", "n_params"}, default=()
+        Further objectives of a multi-objective study, returned after the score: the
+        trial's training time over all folds, and the network's parameter count. A
+        multi-objective study gets no per-epoch reports (Optuna prunes single
+        objectives only); the learning curves are still recorded.
     refit : str, optional
         With several metrics, the one the trial's value, its reports (and so pruning)
         and its best epoch follow; defaults to the first. The others are recorded at
@@ -95,6 +104,7 @@ class Objective:
         validation_fraction: float = 0.2,
         scoring: Any = "accuracy",
         refit: str | None = None,
+        objectives: Any = (),
         max_epochs: int = 50,
         patience: int | None = 10,
         random_state: int = 0,
@@ -125,6 +135,12 @@ class Objective:
             )
         self.scorer = self.scorers[self.refit]
         self.scoring = scoring
+        self.objectives = tuple(objectives)
+        unknown = sorted(set(self.objectives) - set(OBJECTIVES))
+        if unknown:
+            raise ValueError(
+                f"objectives may be {', '.join(OBJECTIVES)}; got {unknown[0]!r}."
+            )
         self.classes = np.unique(self.y)
         self.splits = self._make_splits(cv, validation_fraction)
 
@@ -175,21 +191,34 @@ class Objective:
             folds.append((final_classifier(estimator), X_train, self.y[train], X_val, self.y[val]))
         return folds
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         params = self.space.suggest(trial)
         started = time.perf_counter()
         folds = self._fold_models(params)
         wilcoxon = isinstance(trial.study.pruner, optuna.pruners.WilcoxonPruner)
+        fit_seconds = 0.0
         try:
             if wilcoxon:
                 curve, losses = self._train_per_fold(trial, folds)
             else:
                 curve, losses = self._train_lockstep(trial, folds)
         finally:
-            TrialRecord(fit_seconds=time.perf_counter() - started).write(trial)
+            fit_seconds = time.perf_counter() - started
+            TrialRecord(fit_seconds=fit_seconds).write(trial)
         best = int(np.argmax(curve))
         TrialRecord(best_epoch=best + 1).write(trial)
-        return float(curve[best])
+        if not self.objectives:
+            return float(curve[best])
+        extras = {
+            "fit_seconds": fit_seconds,
+            "n_params": float(folds[0][0].network_.flat_params.size),
+        }
+        return (float(curve[best]), *(extras[name] for name in self.objectives))
+
+    @staticmethod
+    def _reports(trial: optuna.Trial) -> bool:
+        """Whether the trial reports per-epoch values (not in multi-objective studies)."""
+        return len(trial.study.directions) == 1
 
     def _epoch(self, trial: optuna.Trial, model: DeepNetClassifier, X: Any, y: Any) -> float:
         with warnings.catch_warnings(record=True) as caught:
@@ -212,6 +241,7 @@ class Objective:
         other_curve: list[dict[str, list[float]] | None] = []
         stalled = 0
         pruner = trial.study.pruner
+        reports = self._reports(trial)
         try:
             for epoch in range(1, self.max_epochs + 1):
                 epoch_losses = [self._epoch(trial, m, Xt, yt) for m, Xt, yt, _, _ in folds]
@@ -222,9 +252,10 @@ class Objective:
                 curve.append(score)
                 fold_curve.append(fold_scores)
                 losses.append(float(np.mean(epoch_losses)))
-                trial.report(score, epoch)
-                if may_prune(pruner, epoch) and trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+                if reports:
+                    trial.report(score, epoch)
+                    if may_prune(pruner, epoch) and trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
                 if self.patience is not None and stalled >= self.patience:
                     break
         finally:
@@ -264,8 +295,9 @@ class Objective:
                         break
                 fold_curves.append(fold_curve)
                 fold_others.append(others[int(np.argmax(fold_curve))])
-                trial.report(max(fold_curve), step)
-                if trial.should_prune():
+                if self._reports(trial):
+                    trial.report(max(fold_curve), step)
+                if self._reports(trial) and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {step + 1} of {len(folds)}")
         finally:
             metric_scores = (

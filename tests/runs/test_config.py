@@ -498,3 +498,63 @@ def test_resumed_sampler_is_reseeded_but_qmc_is_not(tmp_path):
     assert tpe.make_sampler(resumed=3)._rng.rng.random() != first
     qmc = load_config(write(tmp_path, BASE + '[sampler]\nname = "QMCSampler"\nscramble = true\n'))
     assert qmc.make_sampler(resumed=3)._seed == qmc.make_sampler()._seed == 0
+
+
+@pytest.mark.parametrize(
+    ("head", "key", "expected"),
+    [
+        ('directions = ["maximize", "minimize"]\n', "directions", "needs objectives"),
+        ('objectives = ["accuracy", "n_params"]\n', "objectives", "needs directions"),
+        (
+            'direction = "maximize"\ndirections = ["maximize", "minimize"]\n'
+            'objectives = ["accuracy", "n_params"]\n',
+            "directions",
+            "not both",
+        ),
+        ('directions = ["maximize"]\nobjectives = ["accuracy"]\n', "directions", "2 to 4"),
+        (
+            'directions = ["up", "down"]\nobjectives = ["accuracy", "n_params"]\n',
+            "directions",
+            "2 to 4",
+        ),
+        (
+            'directions = ["maximize", "minimize"]\nobjectives = ["accuracy"]\n',
+            "objectives",
+            "one per direction",
+        ),
+        (
+            'directions = ["maximize", "minimize"]\nobjectives = ["accuracy", "accuracy"]\n',
+            "objectives",
+            "different objectives",
+        ),
+        (
+            'directions = ["maximize", "minimize"]\nobjectives = ["n_params", "accuracy"]\n',
+            "objectives",
+            "the first objective is the validation score",
+        ),
+        (
+            'directions = ["maximize", "minimize"]\nobjectives = ["accuracy", "memory"]\n',
+            "objectives",
+            "unknown objective 'memory'",
+        ),
+        ('directions = "maximize"\nobjectives = ["accuracy"]\n', "directions", "an array"),
+    ],
+)
+def test_bad_multi_objective_keys_are_one_line_errors(tmp_path, head, key, expected):
+    message = config_error(write(tmp_path, head + BASE), key)
+    assert expected in message
+
+
+def test_a_multi_objective_study_file_is_read(tmp_path):
+    config = load_config(
+        write(
+            tmp_path,
+            'directions = ["maximize", "minimize"]\n'
+            'objectives = ["accuracy", "fit_seconds"]\n' + BASE,
+        )
+    )
+    assert config.multi_objective
+    assert config.directions == ("maximize", "minimize")
+    assert config.objectives == ("accuracy", "fit_seconds")
+    single = load_config(write(tmp_path, BASE, "single.toml"))
+    assert not single.multi_objective and single.objectives == ("accuracy",)
