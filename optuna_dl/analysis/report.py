@@ -65,6 +65,25 @@ def _interval(low: float, high: float) -> str:
     return f"[{fmt(low)}, {fmt(high)}]"
 
 
+def _ranking_rows(result: ImportanceResult) -> list[tuple[Any, ...]]:
+    """Parameter, importance, interval, rank and rank interval of each entry."""
+    return [
+        (
+            p.name,
+            p.importance,
+            _interval(p.low, p.high),
+            p.rank,
+            _interval(p.rank_low, p.rank_high),
+        )
+        for p in result.params
+    ]
+
+
+def _statements(result: ImportanceResult) -> str:
+    """The ranking's confidence statements as list items."""
+    return "".join(f"<li>{esc(line)}</li>" for line in rank_confidence(result).statements)
+
+
 def _why(message: Any) -> str:
     return f'<p class="why">{esc(message)}</p>'
 
@@ -178,8 +197,7 @@ class _Report:
             f"{ped.n_bootstrap}). Rank 1 is the most important.</p>"
         )
         parts.append(table(headers, rows, numeric=numeric))
-        statements = "".join(f"<li>{esc(line)}</li>" for line in rank_confidence(ped).statements)
-        parts.append(f"<p>How sure the PED-ANOVA ranking is:</p><ul>{statements}</ul>")
+        parts.append(f"<p>How sure the PED-ANOVA ranking is:</p><ul>{_statements(ped)}</ul>")
         parts.append(
             "<p>The evaluators answer different questions. PED-ANOVA: which parameters "
             "set the best trials (the top quantile) apart from the rest, a local "
@@ -272,16 +290,7 @@ class _Report:
                 f"Duration importances need at least 2 completed trials with start and end "
                 f"times; the study has {result.n_trials}."
             )
-        rows = [
-            (
-                p.name,
-                p.importance,
-                _interval(p.low, p.high),
-                p.rank,
-                _interval(p.rank_low, p.rank_high),
-            )
-            for p in result.params
-        ]
+        rows = _ranking_rows(result)
         return (
             (_why(result.warning) if result.warning else "")
             + "<p>Which parameters decide how long a completed trial takes (PED-ANOVA on the "
@@ -404,19 +413,8 @@ class _Report:
             if result.n_trials < 2 or not result.params:
                 parts.append(_why(f"{name}: fewer than 2 completed trials."))
                 continue
-            rows = [
-                (
-                    p.name,
-                    p.importance,
-                    _interval(p.low, p.high),
-                    p.rank,
-                    _interval(p.rank_low, p.rank_high),
-                )
-                for p in result.params
-            ]
-            statements = "".join(
-                f"<li>{esc(line)}</li>" for line in rank_confidence(result).statements
-            )
+            rows = _ranking_rows(result)
+            statements = _statements(result)
             parts.append(
                 f"<h3>{esc(name)} ({direction.name.lower()})</h3>"
                 + table(
