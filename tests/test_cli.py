@@ -176,6 +176,7 @@ def test_run_creates_storage_and_prints_summary(iris_run):
     assert stored["seed"] == 0 and stored["n_trials"] == 3
 
 
+@pytest.mark.slow
 def test_run_writes_the_report_when_available(iris_run):
     if not _report_available():
         pytest.skip("optuna_dl.analysis.report is not importable")
@@ -186,6 +187,7 @@ def test_run_writes_the_report_when_available(iris_run):
     assert report.is_file() and report.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_run_resumes_to_exactly_n_trials(resumable, capsys, no_report):
     db = resumable.with_suffix(".db")
     first = [t.params for t in load(db).trials]
@@ -498,6 +500,7 @@ def test_console_script(iris_run):
     assert_one_line_error(result.returncode, result.stderr, "--seed")
 
 
+@pytest.mark.slow
 def test_python_dash_m(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "optuna_dl.cli", "frobnicate"],
@@ -651,6 +654,7 @@ def test_storage_opens_in_optuna_dashboard(iris_run):
 
 
 # ---------------------------------------------------------------------- report
+@pytest.mark.slow
 def test_report_writes_the_html_of_an_existing_study_without_running_trials(resumable, tmp_path):
     db = tmp_path / "cli_iris.db"
     before = [(t.number, t.state) for t in load(db).get_trials()]
@@ -663,6 +667,7 @@ def test_report_writes_the_html_of_an_existing_study_without_running_trials(resu
     assert [(t.number, t.state) for t in load(db).get_trials()] == before
 
 
+@pytest.mark.slow
 def test_report_defaults_to_the_study_files_report_path(resumable):
     code, out, err = run_cli("report", resumable)
     assert code == 0, err
@@ -779,6 +784,7 @@ def multi_run(tmp_path_factory):
     return {"toml": toml, "db": toml.with_suffix(".db"), "out": out}
 
 
+@pytest.mark.slow
 def test_a_multi_objective_run_prints_its_pareto_front(multi_run):
     study = load(multi_run["db"], "multi")
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -801,6 +807,7 @@ def test_a_multi_objective_run_prints_its_pareto_front(multi_run):
     assert "Pareto front" in page and "Importance per objective" in page
 
 
+@pytest.mark.slow
 def test_best_and_export_ask_which_pareto_trial_and_take_trial_n(multi_run, tmp_path):
     study = load(multi_run["db"], "multi")
     front = sorted(t.number for t in study.best_trials)
@@ -823,6 +830,7 @@ def test_best_and_export_ask_which_pareto_trial_and_take_trial_n(multi_run, tmp_
     assert_one_line_error(code, err, "--trial 999", "no completed search trial 999")
 
 
+@pytest.mark.slow
 def test_a_study_cannot_change_its_directions(multi_run, tmp_path):
     toml = write_study(tmp_path, "multi")
     shutil.copy(multi_run["db"], tmp_path / "multi.db")

@@ -65,6 +65,7 @@ def test_default_hyperparameters_reach_97_percent_on_digits():
 
 
 # ------------------------------------------------- scikit-learn integration
+@pytest.mark.slow
 def test_grid_search_with_two_jobs():
     X, y = make_data()
     grid = {"learning_rate": [1e-2, 1e-3], "n_units": [4, 16]}

@@ -232,6 +232,7 @@ def test_run_with_workers_on_postgres_hides_password(
     assert "Traceback" not in ran.stderr
 
 
+@pytest.mark.slow
 def test_failing_connections_never_show_the_password(
     postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

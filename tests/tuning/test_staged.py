@@ -74,6 +74,7 @@ def finished(space: SearchSpace, rows: list[tuple[dict, float]]) -> list:
 
 
 # ---------------------------------------------------------------- studies
+@pytest.mark.slow
 def test_stage_studies_in_one_sqlite_file(tmp_path):
     path = tmp_path / "c2f.db"
     storage = f"sqlite:///{path}"
