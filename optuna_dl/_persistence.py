@@ -33,6 +33,11 @@ def _label_array(labels: np.ndarray) -> tuple[np.ndarray, str]:
     )
 
 
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value JSON can store."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 @dataclass
 class ModelState:
     """Everything a model file holds, as plain values and arrays.
@@ -77,6 +82,11 @@ def save_model(model: Any, path: Any) -> None:
     params = dict(state.params)
     if not (params["random_state"] is None or isinstance(params["random_state"], int)):
         params["random_state"] = None
+    if isinstance(params.get("class_weight"), dict):
+        # JSON keys are strings: store [label, weight] pairs to keep numeric labels.
+        params["class_weight"] = [
+            [_plain(label), float(weight)] for label, weight in params["class_weight"].items()
+        ]
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -156,7 +166,13 @@ def _decode(cls: Any, header: dict[str, Any], contents: dict[str, np.ndarray]) -
     its sizes against its arrays (before anything of those sizes is allocated)."""
     if not isinstance(header.get("params"), dict):
         raise ValueError("the header has no parameter table")
-    params = cls(**header["params"]).get_params(deep=False)
+    stored = dict(header["params"])
+    if isinstance(stored.get("class_weight"), list):
+        pairs = stored["class_weight"]
+        if not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+            raise ValueError("class_weight in the header is not a list of [label, weight]")
+        stored["class_weight"] = {label: weight for label, weight in pairs}
+    params = cls(**stored).get_params(deep=False)
     check_parameters(cls.__name__, params, cls._parameter_constraints)
     classes = contents["classes"]
     if header["classes_kind"] == "str":

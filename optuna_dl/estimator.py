@@ -18,9 +18,14 @@ from threadpoolctl import threadpool_limits
 from optuna_dl import _validation as rules
 from optuna_dl._compat import sklearn_callbacks
 from optuna_dl._persistence import ModelState, load_model, save_model
+from optuna_dl._validation import check_sample_weight
 from optuna_dl.callbacks import EpochRecord
 from optuna_dl.nn.activations import ACTIVATIONS
-from optuna_dl.nn.losses import log_softmax, softmax_cross_entropy
+from optuna_dl.nn.losses import (
+    log_softmax,
+    softmax_cross_entropy,
+    weighted_softmax_cross_entropy,
+)
 from optuna_dl.nn.network import Network
 from optuna_dl.nn.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from optuna_dl.nn.schedules import SCHEDULES
@@ -87,6 +92,11 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         Patience in epochs.
     tol : float, default=1e-4
         Minimum improvement.
+    class_weight : dict, "balanced" or None, default=None
+        Weight of each class in the loss, multiplying ``sample_weight``: a dict from
+        label to weight (absent labels weigh 1), or ``"balanced"`` for
+        ``n_samples / (n_classes * count(label))`` over the labels of the ``y`` given
+        to ``fit`` (as ``sklearn.utils.class_weight.compute_sample_weight``).
     dtype : {"float32", "float64"}, default="float32"
         Precision of parameters and computation.
     random_state : int, Generator, RandomState or None, default=None
@@ -154,6 +164,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         "validation_fraction": rules.Interval("float", 0, 1, "neither"),
         "n_iter_no_change": rules.Interval("int", 1, None),
         "tol": rules.Interval("float", 0, None, "left"),
+        "class_weight": rules.ClassWeight(),
         "dtype": rules.OneOf.keys_of(DTYPES),
         "random_state": rules.RandomState(),
         "warm_start": rules.Boolean(),
@@ -182,6 +193,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        class_weight: dict[Any, float] | str | None = None,
         dtype: str = "float32",
         random_state: Any = None,
         warm_start: bool = False,
@@ -207,6 +219,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.class_weight = class_weight
         self.dtype = dtype
         self.random_state = random_state
         self.warm_start = warm_start
@@ -214,22 +227,30 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     @with_callbacks
-    def fit(self, X: Any, y: Any) -> DeepNetClassifier:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> DeepNetClassifier:
         """Train for up to ``max_epochs`` epochs.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight of each row, not all zero. The loss of a mini-batch
+            is the weighted mean ``sum(w_i * loss_i) / sum(w_i)``, so a row of integer
+            weight ``k`` counts as ``k`` copies of it within its batch (batch-norm
+            statistics stay unweighted). With early stopping the held-out rows keep
+            their weights and the validation accuracy is weighted.
 
         Returns
         -------
         self : DeepNetClassifier
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @with_callbacks
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> DeepNetClassifier:
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+    ) -> DeepNetClassifier:
         """Train for exactly one epoch over ``(X, y)``.
 
         Parameters
@@ -239,14 +260,39 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         classes : array-like of shape (n_classes,), optional
             Every label that will ever be seen; required on the first call when
             ``y`` might not contain them all.
+        sample_weight : array-like of shape (n_samples,), optional
+            Row weights, as in :meth:`fit`.
 
         Returns
         -------
         self : DeepNetClassifier
         """
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
-    def _fit(self, X: Any, y: Any, *, incremental: bool, classes: Any = None):
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of :meth:`predict` on ``(X, y)``, weighted by ``sample_weight``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        return super().score(X, y, sample_weight=sample_weight)
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        incremental: bool,
+        classes: Any = None,
+        sample_weight: Any = None,
+    ):
         rules.check_parameters(
             type(self).__name__, self.get_params(deep=False), self._parameter_constraints
         )
@@ -258,6 +304,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         reset = not fitted or not (incremental or self.warm_start)
         X, y = validate_data(self, X, y, reset=reset, dtype=dtype, order="C", ensure_min_samples=1)
         check_classification_targets(y)
+        weights = check_sample_weight(sample_weight, X.shape[0])
         if reset:
             self._initialize(X, y, classes)
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
@@ -271,19 +318,59 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 f"{self.network_.dtype.name}; refit from scratch to change it."
             )
         y_index = self._encode(y)
+        weights = self._class_weighted(y_index, weights)
 
-        X_val = y_val = None
+        X_val = y_val = w_val = None
         if self.early_stopping and not incremental:
-            X, X_val, y_index, y_val = self._validation_split(X, y_index)
+            X, X_val, y_index, y_val, weights, w_val = self._validation_split(X, y_index, weights)
             if self.validation_scores_ is None:  # warm start after a fit without it
                 self.validation_scores_ = []
 
         context = self._init_callback_context(max_subtasks=1 if incremental else self.max_epochs)
         context.call_on_fit_task_begin(estimator=self, X=X, y=y)
         n_epochs = 1 if incremental else self.max_epochs
-        self._train(X, y_index, X_val, y_val, n_epochs, context, check_outputs=not incremental)
+        self._train(
+            X,
+            y_index,
+            _Holdout(X_val, y_val, w_val),
+            n_epochs,
+            context,
+            check_outputs=not incremental,
+            weights=weights,
+        )
         context.call_on_fit_task_end(estimator=self, X=X, y=y)
         return self
+
+    def _class_weighted(
+        self, y_index: np.ndarray, weights: np.ndarray | None
+    ) -> np.ndarray | None:
+        """``weights`` times the weight ``class_weight`` gives each row's class."""
+        if self.class_weight is None:
+            return weights
+        if self.class_weight == "balanced":
+            counts = np.bincount(y_index, minlength=self.classes_.size).astype(np.float64)
+            present = np.count_nonzero(counts)
+            per_class = np.divide(
+                y_index.size, present * counts, out=np.ones_like(counts), where=counts > 0
+            )
+        else:
+            unknown = [label for label in self.class_weight if label not in set(self.classes_)]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels {unknown!r} that are not classes of y "
+                    f"(classes_={list(self.classes_)!r})."
+                )
+            per_class = np.array(
+                [float(self.class_weight.get(label, 1.0)) for label in self.classes_]
+            )
+        row_weights = per_class[y_index]
+        combined = row_weights if weights is None else weights * row_weights
+        if not combined.any():
+            raise ValueError(
+                "sample_weight times class_weight is zero for every sample; at least one "
+                "row needs a non-zero weight."
+            )
+        return combined
 
     def _initialize(self, X: np.ndarray, y: np.ndarray, classes: Any) -> None:
         labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
@@ -379,7 +466,9 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             )
         return index.astype(np.intp)
 
-    def _validation_split(self, X: np.ndarray, y: np.ndarray):
+    def _validation_split(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None):
+        """Hold out ``validation_fraction`` of the rows (stratified when every class
+        can be); the weights, if any, follow their rows."""
         counts = np.bincount(y, minlength=self.classes_.size)
         n_val = int(np.ceil(self.validation_fraction * X.shape[0]))
         n_classes = self.classes_.size
@@ -394,13 +483,28 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 f"leaves no training or no validation samples out of {X.shape[0]}."
             )
         seed = int(self._rng.integers(2**31 - 1))
-        X_train, X_val, y_train, y_val = train_test_split(
-            X, y, test_size=n_val, stratify=stratify, random_state=seed
+        train, val = train_test_split(
+            np.arange(X.shape[0]), test_size=n_val, stratify=stratify, random_state=seed
         )
-        return X_train, X_val, y_train, y_val
+        if weights is None:
+            return X[train], X[val], y[train], y[val], None, None
+        for rows, part in ((train, "training"), (val, "validation")):
+            if not weights[rows].any():
+                raise ValueError(
+                    f"sample_weight is zero for every {part} row of the early-stopping "
+                    "split; give more rows a non-zero weight or change random_state."
+                )
+        return X[train], X[val], y[train], y[val], weights[train], weights[val]
 
     def _train(
-        self, X, y, X_val, y_val, n_epochs: int, context: Any, check_outputs: bool = False
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        holdout: _Holdout,
+        n_epochs: int,
+        context: Any,
+        check_outputs: bool = False,
+        weights: np.ndarray | None = None,
     ) -> None:
         n = X.shape[0]
         batch_size = min(self.batch_size, n)
@@ -412,18 +516,18 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             threadpool_limits(threads, user_api="blas"),
             np.errstate(over="ignore", invalid="ignore", divide="ignore"),
         ):
-            self._run_epochs(X, y, X_val, y_val, n_epochs, context, batches, check_outputs)
+            self._run_epochs(X, y, holdout, n_epochs, context, batches, check_outputs, weights)
 
     def _run_epochs(
         self,
         X: np.ndarray,
         y: np.ndarray,
-        X_val: np.ndarray | None,
-        y_val: np.ndarray | None,
+        holdout: _Holdout,
         n_epochs: int,
         context: Any,
         batches: list[tuple[int, int]],
         check_outputs: bool = False,
+        weights: np.ndarray | None = None,
     ) -> None:
         """Train up to ``n_epochs`` epochs, stopping on divergence, on a callback's
         request or after ``n_iter_no_change`` epochs without improvement; then roll back
@@ -431,10 +535,8 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         gives finite outputs on every row it was given."""
         batch_buffer = np.empty((max(b - a for a, b in batches), X.shape[1]), X.dtype)
         progress = _Progress()
-        seen = [X] if X_val is None else [X, X_val]  # every row fit was given
-        callbacks = [
-            cb for cb in sklearn_callbacks(self) if hasattr(cb, "on_epoch_end")
-        ]
+        seen = [X] if holdout.X is None else [X, holdout.X]  # every row fit was given
+        callbacks = [cb for cb in sklearn_callbacks(self) if hasattr(cb, "on_epoch_end")]
         snapshot: list[np.ndarray] = []
         learning_rate = float(self.learning_rate)
         for _ in range(n_epochs):
@@ -445,13 +547,13 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             snapshot = self._snapshot()
             if progress.call_start is None:
                 progress.call_start = (self.n_iter_, snapshot)
-            epoch_loss = self._train_one_epoch(X, y, batches, batch_buffer, learning_rate)
+            epoch_loss = self._train_one_epoch(X, y, batches, batch_buffer, learning_rate, weights)
             if not self._finite_epoch(epoch_loss):
                 states = [(self.n_iter_, snapshot), progress.call_start]
                 self._stop_diverged(seen, states, learning_rate)
                 progress.diverged = True
                 break
-            record = self._record_epoch(epoch_loss, X_val, y_val, learning_rate, started)
+            record = self._record_epoch(epoch_loss, holdout, learning_rate, started)
             stop = self._end_epoch(subcontext, callbacks, record)
             if n_epochs == 1:
                 break
@@ -484,8 +586,10 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         batches: list[tuple[int, int]],
         batch_buffer: np.ndarray,
         learning_rate: float,
+        row_weights: np.ndarray | None = None,
     ) -> float:
-        """One pass over shuffled mini-batches of ``(X, y)``; return the mean loss.
+        """One pass over shuffled mini-batches of ``(X, y)``; return the mean loss
+        (weighted by ``row_weights``, if given).
 
         The hot path: per batch, rows are gathered into the preallocated
         ``batch_buffer`` and everything else works in place.
@@ -497,20 +601,29 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         n = X.shape[0]
         order = self._rng.permutation(n)
         total = 0.0
+        total_weight = n if row_weights is None else float(row_weights.sum())
         for start, stop in batches:
             batch = order[start:stop]
             m = batch.size
             X_batch = np.take(X, batch, axis=0, out=batch_buffer[:m])
             logits = network.forward(X_batch, training=True)
-            loss, dlogits = softmax_cross_entropy(logits, y[batch])
+            loss, dlogits = self._batch_loss(logits, y[batch], row_weights, batch)
             network.backward(dlogits)
             if l2 > 0:
                 for W, dW in zip(weights, weight_grads):
                     dW += (l2 / m) * W
                     loss += l2 / (2 * m) * float(np.vdot(W, W))
             optimizer.update(params, grads, learning_rate)
-            total += loss * m
-        return total / n
+            total += loss * (m if row_weights is None else float(row_weights[batch].sum()))
+        return total / total_weight
+
+    def _batch_loss(
+        self, logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None, batch: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """The loss of one mini-batch and its gradient at the output layer."""
+        if weights is None:
+            return softmax_cross_entropy(logits, y)
+        return weighted_softmax_cross_entropy(logits, y, weights[batch])
 
     def _finite_epoch(self, epoch_loss: float) -> bool:
         """Whether the epoch's loss and every weight after it are finite."""
@@ -519,8 +632,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     def _record_epoch(
         self,
         epoch_loss: float,
-        X_val: np.ndarray | None,
-        y_val: np.ndarray | None,
+        holdout: _Holdout,
         learning_rate: float,
         started: float,
     ) -> EpochRecord:
@@ -529,8 +641,8 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         self.n_iter_ += 1
         self.loss_curve_.append(epoch_loss)
         score = None
-        if X_val is not None:
-            score = float(np.mean(self._predict_index(X_val) == y_val))
+        if holdout.X is not None:
+            score = self._holdout_score(holdout)
             self.validation_scores_.append(score)
         record = EpochRecord(
             self.n_iter_, epoch_loss, score, learning_rate, time.perf_counter() - started
@@ -641,6 +753,11 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
     def _predict_index(self, X: np.ndarray) -> np.ndarray:
         return np.argmax(self.network_.infer(X), axis=1)
+
+    def _holdout_score(self, holdout: _Holdout) -> float:
+        """Accuracy on the held-out rows, weighted by their sample weights."""
+        correct = self._predict_index(holdout.X) == holdout.y
+        return float(np.average(correct, weights=holdout.weights))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log class probabilities.
@@ -785,6 +902,15 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         model.history_ = []
         model.diverged_ = bool(state.diverged)
         return model
+
+
+@dataclass
+class _Holdout:
+    """The rows held out for early stopping (all None without it)."""
+
+    X: np.ndarray | None = None
+    y: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
 
 @dataclass

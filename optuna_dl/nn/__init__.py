@@ -1,7 +1,12 @@
 """Pure-NumPy building blocks of the deep network (imports NumPy only)."""
 
 from optuna_dl.nn.activations import ACTIVATIONS, DERIVATIVES
-from optuna_dl.nn.losses import log_softmax, softmax, softmax_cross_entropy
+from optuna_dl.nn.losses import (
+    log_softmax,
+    softmax,
+    softmax_cross_entropy,
+    weighted_softmax_cross_entropy,
+)
 from optuna_dl.nn.network import Network
 from optuna_dl.nn.optimizers import OPTIMIZERS, Optimizer
 from optuna_dl.nn.schedules import SCHEDULES
@@ -16,4 +21,5 @@ __all__ = [
     "log_softmax",
     "softmax",
     "softmax_cross_entropy",
+    "weighted_softmax_cross_entropy",
 ]

@@ -48,3 +48,40 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     dlogits[rows, y] -= 1
     dlogits *= 1.0 / m
     return loss, dlogits
+
+
+def weighted_softmax_cross_entropy(
+    logits: np.ndarray, y: np.ndarray, weight: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Weighted mean cross-entropy ``sum(w_i * l_i) / sum(w_i)`` and its gradient.
+
+    A row of integer weight ``k`` counts as ``k`` copies of the row: the loss and the
+    gradient are those of :func:`softmax_cross_entropy` on the repeated rows. A batch
+    whose weights are all zero has loss 0 and a zero gradient.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (m, n_classes)
+    y : ndarray of shape (m,)
+        Class indices in ``[0, n_classes)``.
+    weight : ndarray of shape (m,)
+        Non-negative row weights.
+
+    Returns
+    -------
+    loss : float
+    dlogits : ndarray of shape (m, n_classes)
+        ``w_i * (softmax(logits) - Y) / sum(w)``, in the dtype of ``logits``.
+    """
+    m = logits.shape[0]
+    rows = np.arange(m)
+    w = np.asarray(weight, dtype=np.float64)
+    total = float(w.sum())
+    scale = 1.0 / total if total > 0 else 0.0
+    log_probabilities = log_softmax(logits)
+    loss = -float(np.dot(w, log_probabilities[rows, y].astype(np.float64))) * scale
+    dlogits = np.exp(log_probabilities, out=log_probabilities)
+    dlogits[rows, y] -= 1
+    dlogits *= (w * scale).astype(dlogits.dtype)[:, None]
+    return loss, dlogits
+

@@ -172,3 +172,34 @@ def test_dtypes_are_kept(dtype):
     assert log_softmax(logits).dtype == dtype
     _, dlogits = softmax_cross_entropy(logits, np.array([0, 1, 2, 0, 1, 2]))
     assert dlogits.dtype == dtype
+
+
+def test_integer_weights_equal_repeated_rows():
+    from optuna_dl.nn import weighted_softmax_cross_entropy
+
+    rng = np.random.default_rng(2)
+    logits = 3 * rng.standard_normal((6, 4))
+    y = np.array([0, 3, 1, 1, 2, 0])
+    weights = np.array([1, 0, 3, 2, 1, 4])
+    loss, dlogits = weighted_softmax_cross_entropy(logits, y, weights)
+    rows = np.repeat(np.arange(6), weights)
+    repeated_loss, repeated_grad = softmax_cross_entropy(logits[rows], y[rows])
+    # Equal up to the rounding of a different summation order.
+    assert loss == pytest.approx(repeated_loss, rel=1e-13)
+    summed = np.zeros_like(dlogits)
+    np.add.at(summed, rows, repeated_grad)
+    np.testing.assert_allclose(dlogits, summed, rtol=1e-12, atol=1e-16)
+    # Unit weights are the unweighted loss.
+    unit_loss, unit_grad = weighted_softmax_cross_entropy(logits, y, np.ones(6))
+    assert unit_loss == pytest.approx(softmax_cross_entropy(logits, y)[0], rel=1e-14)
+    np.testing.assert_allclose(unit_grad, softmax_cross_entropy(logits, y)[1], rtol=1e-13)
+
+
+def test_all_zero_weights_give_zero_loss_and_gradient():
+    from optuna_dl.nn import weighted_softmax_cross_entropy
+
+    loss, dlogits = weighted_softmax_cross_entropy(
+        np.ones((3, 2)), np.array([0, 1, 0]), np.zeros(3)
+    )
+    assert loss == 0.0
+    assert not dlogits.any()
