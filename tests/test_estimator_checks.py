@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from optuna_dl import DeepNetClassifier
+from optuna_dl import DeepNetClassifier, DeepNetRegressor
 
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": (
@@ -23,7 +23,10 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [DeepNetClassifier(max_epochs=20, learning_rate=3e-3, random_state=0)],
+    [
+        DeepNetClassifier(max_epochs=20, learning_rate=3e-3, random_state=0),
+        DeepNetRegressor(max_epochs=20, learning_rate=3e-3, random_state=0),
+    ],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible(estimator, check):

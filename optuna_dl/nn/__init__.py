@@ -5,6 +5,7 @@ from optuna_dl.nn.losses import (
     log_softmax,
     softmax,
     softmax_cross_entropy,
+    squared_error,
     weighted_softmax_cross_entropy,
 )
 from optuna_dl.nn.network import Network
@@ -21,5 +22,6 @@ __all__ = [
     "log_softmax",
     "softmax",
     "softmax_cross_entropy",
+    "squared_error",
     "weighted_softmax_cross_entropy",
 ]

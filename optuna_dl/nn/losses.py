@@ -85,3 +85,45 @@ def weighted_softmax_cross_entropy(
     dlogits *= (w * scale).astype(dlogits.dtype)[:, None]
     return loss, dlogits
 
+
+def squared_error(
+    outputs: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Half the (weighted) mean squared error and its gradient at the outputs.
+
+    ``loss = sum_i w_i * sum_j (o_ij - y_ij)**2 / (2 * k * sum(w))`` with ``k`` outputs
+    and ``w = 1`` when ``weight`` is None: the mean over rows (a row of integer weight
+    ``n`` counts as ``n`` copies) of the mean over outputs, halved as in
+    scikit-learn's ``MLPRegressor``. A batch whose weights are all zero has loss 0 and
+    a zero gradient.
+
+    Parameters
+    ----------
+    outputs : ndarray of shape (m, k)
+        The network's linear outputs.
+    y : ndarray of shape (m, k)
+        Targets.
+    weight : ndarray of shape (m,), optional
+        Non-negative row weights.
+
+    Returns
+    -------
+    loss : float
+    doutputs : ndarray of shape (m, k)
+        ``w_i * (o_i - y_i) / (k * sum(w))``, in the dtype of ``outputs``.
+    """
+    m, k = outputs.shape
+    residual = np.subtract(outputs, y, dtype=outputs.dtype)
+    per_row = np.einsum("ij,ij->i", residual, residual, dtype=np.float64)
+    if weight is None:
+        total, loss_sum = float(m), float(per_row.sum())
+        row_scale: np.ndarray | float = 1.0
+    else:
+        w = np.asarray(weight, dtype=np.float64)
+        total, loss_sum = float(w.sum()), float(np.dot(w, per_row))
+        row_scale = w[:, None]
+    scale = 1.0 / (k * total) if total > 0 else 0.0
+    loss = 0.5 * loss_sum * scale
+    doutputs = residual
+    doutputs *= np.asarray(row_scale * scale, dtype=outputs.dtype)
+    return loss, doutputs

@@ -203,3 +203,47 @@ def test_all_zero_weights_give_zero_loss_and_gradient():
     )
     assert loss == 0.0
     assert not dlogits.any()
+
+
+def test_squared_error_and_its_gradient():
+    from optuna_dl.nn import squared_error
+
+    rng = np.random.default_rng(3)
+    outputs, y = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+    loss, doutputs = squared_error(outputs, y)
+    assert loss == pytest.approx(0.5 * np.mean((outputs - y) ** 2), rel=1e-14)
+    np.testing.assert_allclose(doutputs, (outputs - y) / outputs.size, rtol=1e-14)
+    numeric = np.zeros_like(outputs)
+    step = 1e-6
+    for index in np.ndindex(*outputs.shape):
+        plus, minus = outputs.copy(), outputs.copy()
+        plus[index] += step
+        minus[index] -= step
+        numeric[index] = (squared_error(plus, y)[0] - squared_error(minus, y)[0]) / (2 * step)
+    np.testing.assert_allclose(doutputs, numeric, rtol=1e-7, atol=1e-10)
+
+
+def test_squared_error_integer_weights_equal_repeated_rows():
+    from optuna_dl.nn import squared_error
+
+    rng = np.random.default_rng(4)
+    outputs, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    weights = np.array([2, 0, 1, 3, 1])
+    loss, doutputs = squared_error(outputs, y, weights)
+    rows = np.repeat(np.arange(5), weights)
+    repeated_loss, repeated_grad = squared_error(outputs[rows], y[rows])
+    assert loss == pytest.approx(repeated_loss, rel=1e-13)
+    summed = np.zeros_like(doutputs)
+    np.add.at(summed, rows, repeated_grad)
+    np.testing.assert_allclose(doutputs, summed, rtol=1e-12, atol=1e-16)
+    zero_loss, zero_grad = squared_error(outputs, y, np.zeros(5))
+    assert zero_loss == 0.0 and not zero_grad.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_squared_error_keeps_the_output_dtype(dtype):
+    from optuna_dl.nn import squared_error
+
+    outputs = np.ones((3, 1), dtype=dtype)
+    _, doutputs = squared_error(outputs, np.zeros((3, 1)), np.ones(3))
+    assert doutputs.dtype == dtype
