@@ -23,9 +23,9 @@ from optuna_dl._validation import check_sample_weight
 from optuna_dl.callbacks import EpochRecord
 from optuna_dl.nn.activations import ACTIVATIONS
 from optuna_dl.nn.losses import (
+    REGRESSION_LOSSES,
     log_softmax,
     softmax_cross_entropy,
-    squared_error,
     weighted_softmax_cross_entropy,
 )
 from optuna_dl.nn.network import Network
@@ -1061,10 +1061,10 @@ class DeepNetRegressor(RegressorMixin, _BaseDeepNet):
     """Deep fully connected regressor with batch normalization and a linear output.
 
     The network of :class:`DeepNetClassifier` with a linear output layer, trained on
-    half the mean squared error of the standardized targets: ``fit`` subtracts the
-    (weighted) mean of each target column and divides by its standard deviation,
-    stored as ``y_mean_`` and ``y_scale_``, and ``predict`` undoes it. ``y`` may have
-    one column or several (multi-output). ``score`` is R².
+    half the mean squared error (or the Huber loss) of the standardized targets:
+    ``fit`` subtracts the (weighted) mean of each target column and divides by its
+    standard deviation, stored as ``y_mean_`` and ``y_scale_``, and ``predict`` undoes
+    it. ``y`` may have one column or several (multi-output). ``score`` is R².
 
     Parameters
     ----------
@@ -1111,6 +1111,10 @@ class DeepNetRegressor(RegressorMixin, _BaseDeepNet):
         Patience in epochs.
     tol : float, default=1e-4
         Minimum improvement.
+    loss : {"squared_error", "huber"}, default="squared_error"
+        Half the squared error, or the Huber loss with ``delta = 1`` on the
+        standardized targets (one standard deviation): squared within it, absolute
+        beyond, so outliers pull less.
     dtype : {"float32", "float64"}, default="float32"
         Precision of parameters and computation (predictions are float64).
     random_state : int, Generator, RandomState or None, default=None
@@ -1153,7 +1157,68 @@ class DeepNetRegressor(RegressorMixin, _BaseDeepNet):
     True
     """
 
-    def __sklearn_tags__(self):
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **_BaseDeepNet._parameter_constraints,
+        "loss": rules.OneOf.keys_of(REGRESSION_LOSSES),
+    }
+
+    def __init__(
+        self,
+        n_layers: int = 2,
+        n_units: int = 128,
+        activation: str = "relu",
+        batch_norm: bool = True,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        beta: float = 0.9,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        learning_rate_decay: float = 0.0,
+        decay_schedule: str = "inverse_time",
+        batch_size: int = 128,
+        max_epochs: int = 100,
+        l2: float = 0.0,
+        dropout: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        loss: str = "squared_error",
+        dtype: str = "float32",
+        random_state: Any = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(
+            n_layers=n_layers,
+            n_units=n_units,
+            activation=activation,
+            batch_norm=batch_norm,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            beta=beta,
+            beta1=beta1,
+            beta2=beta2,
+            epsilon=epsilon,
+            learning_rate_decay=learning_rate_decay,
+            decay_schedule=decay_schedule,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            l2=l2,
+            dropout=dropout,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            dtype=dtype,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+        )
+        self.loss = loss
+
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
@@ -1239,7 +1304,8 @@ class DeepNetRegressor(RegressorMixin, _BaseDeepNet):
     def _batch_loss(
         self, outputs: np.ndarray, y: np.ndarray, weights: np.ndarray | None, batch: np.ndarray
     ) -> tuple[float, np.ndarray]:
-        return squared_error(outputs, y, None if weights is None else weights[batch])
+        loss = REGRESSION_LOSSES[self.loss]
+        return loss(outputs, y, None if weights is None else weights[batch])
 
     def _holdout_score(self, holdout: _Holdout) -> float:
         """R² of the held-out rows (standardized targets, the same R²), weighted,

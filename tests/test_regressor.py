@@ -280,3 +280,23 @@ def test_metadata_routing_in_cross_validate():
         unrouted = cross_validate(small(max_epochs=5), X, y, cv=3)
     assert routed["test_score"].shape == (3,)
     assert not np.allclose(routed["test_score"], unrouted["test_score"])
+
+
+# ---------------------------------------------------------------- huber loss
+@pytest.mark.parametrize("n_layers", [0, 2])
+def test_huber_loss_resists_outliers(n_layers):
+    X, y = linear_data(n_samples=400)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    corrupted = y_train.copy()
+    corrupted[:15] += 10 * y_train.std()  # a few wild targets
+    squared = small(n_layers=n_layers, max_epochs=100).fit(X_train, corrupted)
+    robust = small(n_layers=n_layers, max_epochs=100, loss="huber").fit(X_train, corrupted)
+    assert robust.score(X_test, y_test) > squared.score(X_test, y_test) + 0.2
+    if n_layers == 0:  # a linear model cannot memorize the outliers
+        assert robust.score(X_test, y_test) > 0.95
+
+
+def test_bad_loss_is_refused():
+    X, y = linear_data(n_samples=60)
+    with pytest.raises(ValueError, match=r"parameter 'loss' must be one of 'squared_error'"):
+        small(loss="absolute").fit(X, y)

@@ -2,6 +2,8 @@
 
 from optuna_dl.nn.activations import ACTIVATIONS, DERIVATIVES
 from optuna_dl.nn.losses import (
+    REGRESSION_LOSSES,
+    huber,
     log_softmax,
     softmax,
     softmax_cross_entropy,
@@ -16,9 +18,11 @@ __all__ = [
     "ACTIVATIONS",
     "DERIVATIVES",
     "OPTIMIZERS",
+    "REGRESSION_LOSSES",
     "SCHEDULES",
     "Network",
     "Optimizer",
+    "huber",
     "log_softmax",
     "softmax",
     "softmax_cross_entropy",

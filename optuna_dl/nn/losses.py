@@ -127,3 +127,49 @@ def squared_error(
     doutputs = residual
     doutputs *= np.asarray(row_scale * scale, dtype=outputs.dtype)
     return loss, doutputs
+
+
+def huber(
+    outputs: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, delta: float = 1.0
+) -> tuple[float, np.ndarray]:
+    """(Weighted) mean Huber loss and its gradient at the outputs.
+
+    Per element, ``r**2 / 2`` for a residual ``|r| <= delta`` and
+    ``delta * (|r| - delta / 2)`` beyond: squared error near the target, absolute error
+    for outliers. Averaged like :func:`squared_error` (over outputs, then rows with
+    weights ``w``), so it equals ``squared_error`` when every residual is within
+    ``delta``.
+
+    Parameters
+    ----------
+    outputs : ndarray of shape (m, k)
+    y : ndarray of shape (m, k)
+    weight : ndarray of shape (m,), optional
+    delta : float, default=1.0
+
+    Returns
+    -------
+    loss : float
+    doutputs : ndarray of shape (m, k)
+        ``w_i * clip(o_i - y_i, -delta, delta) / (k * sum(w))``.
+    """
+    m, k = outputs.shape
+    residual = np.subtract(outputs, y, dtype=outputs.dtype)
+    size = np.abs(residual)
+    elementwise = np.where(size <= delta, 0.5 * residual**2, delta * (size - 0.5 * delta))
+    per_row = elementwise.sum(axis=1, dtype=np.float64)
+    if weight is None:
+        total, loss_sum = float(m), float(per_row.sum())
+        row_scale: np.ndarray | float = 1.0
+    else:
+        w = np.asarray(weight, dtype=np.float64)
+        total, loss_sum = float(w.sum()), float(np.dot(w, per_row))
+        row_scale = w[:, None]
+    scale = 1.0 / (k * total) if total > 0 else 0.0
+    doutputs = np.clip(residual, -delta, delta, out=residual)
+    doutputs *= np.asarray(row_scale * scale, dtype=outputs.dtype)
+    return loss_sum * scale, doutputs
+
+
+#: The regression losses by name: ``(outputs, y, weight) -> (loss, doutputs)``.
+REGRESSION_LOSSES = {"squared_error": squared_error, "huber": huber}
