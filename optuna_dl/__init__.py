@@ -1,7 +1,8 @@
-"""optuna-dl: a NumPy deep classifier with batch norm, tuned and explained with Optuna."""
+"""optuna-dl: a NumPy deep classifier and regressor with batch norm, tuned and explained
+with Optuna."""
 
 from optuna_dl.callbacks import EpochCallback, EpochLogger, EpochRecord
-from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
+from optuna_dl.estimator import DeepNetClassifier, DeepNetRegressor, DivergenceWarning
 from optuna_dl.tuning import (
     DeepNetSearchCV,
     Dimension,
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeepNetClassifier",
+    "DeepNetRegressor",
     "DeepNetSearchCV",
     "Dimension",
     "DivergenceWarning",

@@ -33,17 +33,23 @@ def _label_array(labels: np.ndarray) -> tuple[np.ndarray, str]:
     )
 
 
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value JSON can store."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 @dataclass
 class ModelState:
     """Everything a model file holds, as plain values and arrays.
 
-    The estimator turns itself into one (``DeepNetClassifier._to_state``) and builds
-    itself from one (``DeepNetClassifier._from_state``); this module turns one into a
+    The estimator turns itself into one (``_BaseDeepNet._to_state``) and builds
+    itself from one (``_BaseDeepNet._from_state``); this module turns one into a
     file and back, checking what it reads, without knowing the estimator's internals.
     """
 
     params: dict[str, Any]
-    classes: np.ndarray
+    #: The classifier's ``classes_``; None for a regressor.
+    classes: np.ndarray | None
     n_features_in: int
     feature_names_in: np.ndarray | None
     #: ``Network.state_arrays()``: parameters then buffers, in the network's order.
@@ -57,10 +63,13 @@ class ModelState:
     validation_scores: list[float] | None
     best_validation_score: float | None
     diverged: bool
+    #: The regressor's target scaling (``y_mean_``, ``y_scale_``); None for a classifier.
+    target_mean: np.ndarray | None = None
+    target_scale: np.ndarray | None = None
 
 
 def save_model(model: Any, path: Any) -> None:
-    """Write ``model`` (a fitted DeepNetClassifier) to ``path``."""
+    """Write ``model`` (a fitted DeepNetClassifier or DeepNetRegressor) to ``path``."""
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model, "network_")
@@ -71,12 +80,22 @@ def save_model(model: Any, path: Any) -> None:
     for slot, slot_arrays in state.optimizer_state.items():
         for i, array in enumerate(slot_arrays):
             arrays[f"optimizer_{slot}_{i:03d}"] = array
-    arrays["classes"], classes_kind = _label_array(state.classes)
+    if state.classes is not None:
+        arrays["classes"], classes_kind = _label_array(state.classes)
+    else:
+        classes_kind = None
+        arrays["target_mean"] = np.asarray(state.target_mean, dtype=np.float64)
+        arrays["target_scale"] = np.asarray(state.target_scale, dtype=np.float64)
     if state.feature_names_in is not None:
         arrays["feature_names"] = np.asarray(state.feature_names_in, dtype=str)
     params = dict(state.params)
     if not (params["random_state"] is None or isinstance(params["random_state"], int)):
         params["random_state"] = None
+    if isinstance(params.get("class_weight"), dict):
+        # JSON keys are strings: store [label, weight] pairs to keep numeric labels.
+        params["class_weight"] = [
+            [_plain(label), float(weight)] for label, weight in params["class_weight"].items()
+        ]
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -156,12 +175,33 @@ def _decode(cls: Any, header: dict[str, Any], contents: dict[str, np.ndarray]) -
     its sizes against its arrays (before anything of those sizes is allocated)."""
     if not isinstance(header.get("params"), dict):
         raise ValueError("the header has no parameter table")
-    params = cls(**header["params"]).get_params(deep=False)
+    stored = dict(header["params"])
+    if isinstance(stored.get("class_weight"), list):
+        pairs = stored["class_weight"]
+        if not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+            raise ValueError("class_weight in the header is not a list of [label, weight]")
+        stored["class_weight"] = {label: weight for label, weight in pairs}
+    params = cls(**stored).get_params(deep=False)
     check_parameters(cls.__name__, params, cls._parameter_constraints)
-    classes = contents["classes"]
-    if header["classes_kind"] == "str":
-        classes = classes.astype(object)
-    n_features, n_arrays = _check_sizes(params, header["n_features_in"], classes.size, contents)
+    target_mean = target_scale = None
+    if header["classes_kind"] is None:  # a regressor: its target scaling instead of classes
+        classes = None
+        target_mean, target_scale = contents["target_mean"], contents["target_scale"]
+        if target_mean.dtype != np.float64 or target_mean.shape != target_scale.shape:
+            raise ValueError("the target scaling arrays do not match")
+        if (
+            target_mean.ndim > 1
+            or not np.isfinite(target_scale).all()
+            or (target_scale <= 0).any()
+        ):
+            raise ValueError("the target scaling arrays are not a mean and a positive scale")
+        n_outputs = target_mean.size
+    else:
+        classes = contents["classes"]
+        if header["classes_kind"] == "str":
+            classes = classes.astype(object)
+        n_outputs = classes.size
+    n_features, n_arrays = _check_sizes(params, header["n_features_in"], n_outputs, contents)
     feature_names = contents.get("feature_names")
     rng = np.random.default_rng()
     if header["rng_name"] != type(rng.bit_generator).__name__:
@@ -185,11 +225,13 @@ def _decode(cls: Any, header: dict[str, Any], contents: dict[str, np.ndarray]) -
         validation_scores=header["validation_scores"],
         best_validation_score=header["best_validation_score"],
         diverged=bool(header["diverged"]),
+        target_mean=target_mean,
+        target_scale=target_scale,
     )
 
 
 def _check_sizes(
-    params: dict[str, Any], n_features: Any, n_classes: int, contents: dict
+    params: dict[str, Any], n_features: Any, n_outputs: int, contents: dict
 ) -> tuple[int, int]:
     """Check the header's sizes against the stored arrays before a network of those
     sizes is allocated (a crafted header could ask for terabytes); return n_features
@@ -200,11 +242,11 @@ def _check_sizes(
         contents[f"network_{i:03d}"]  # a KeyError names the first missing array
     if isinstance(n_features, bool) or not isinstance(n_features, int):
         raise ValueError(f"n_features_in is {n_features!r}, not an integer")
-    width = params["n_units"] if params["n_layers"] else n_classes
+    width = params["n_units"] if params["n_layers"] else n_outputs
     shape = contents["network_000"].shape
     if shape != (n_features, width):
         raise ValueError(
             f"array shape {shape} does not match n_features_in={n_features} and "
-            f"{'n_units' if params['n_layers'] else 'the class count'}={width}"
+            f"{'n_units' if params['n_layers'] else 'the output count'}={width}"
         )
     return n_features, n_arrays

@@ -102,3 +102,56 @@ def check_parameters(owner: str, params: dict[str, Any], rules: dict[str, Any]) 
                 f"{owner}: parameter {name!r} must be {rule.describe()}; "
                 f"got {value!r} ({type(value).__name__})."
             )
+
+
+@dataclass(frozen=True)
+class ClassWeight:
+    """None, ``"balanced"`` or a dict from class label to a finite non-negative weight.
+
+    Whether the dict's labels are classes of the data is checked when fitting.
+    """
+
+    def accepts(self, value: Any) -> bool:
+        if value is None or (isinstance(value, str) and value == "balanced"):
+            return True
+        if not isinstance(value, dict):
+            return False
+        return all(Interval("float", 0, None).accepts(weight) for weight in value.values())
+
+    def describe(self) -> str:
+        return "None, 'balanced' or a dict from class label to a finite number >= 0"
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int):
+    """``sample_weight`` as a float64 array of shape ``(n_samples,)``, or None.
+
+    Raises ValueError naming ``sample_weight`` unless it is one finite, non-negative
+    number per sample and not all zero.
+    """
+    import numpy as np
+
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.array(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"sample_weight must be an array of numbers; got {type(sample_weight).__name__}."
+        ) from None
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), one weight per sample; got "
+            f"shape {weights.shape}."
+        )
+    if not np.isfinite(weights).all():
+        raise ValueError(
+            f"sample_weight must be finite; got {np.count_nonzero(~np.isfinite(weights))} "
+            "non-finite weights."
+        )
+    if (weights < 0).any():
+        raise ValueError(
+            f"sample_weight must be non-negative; got a minimum of {weights.min():g}."
+        )
+    if not weights.any():
+        raise ValueError("sample_weight must have at least one non-zero weight; got all zeros.")
+    return weights

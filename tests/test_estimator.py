@@ -553,3 +553,191 @@ def test_binary_problem():
     assert list(model.classes_) == [0, 1]
     assert model.predict_proba(X).shape == (X.shape[0], 2)
     assert model.score(X, y) > 0.9
+
+
+# ------------------------------------------------------ sample and class weights
+def exact(**params):
+    """Full-batch plain SGD without batch norm, dropout or L2, in float64: training is
+    a deterministic function of the weighted loss, whatever the row order."""
+    defaults = dict(
+        n_units=8,
+        batch_norm=False,
+        optimizer="sgd",
+        learning_rate=0.1,
+        batch_size=1000,
+        max_epochs=25,
+        tol=0.0,
+        n_iter_no_change=1000,
+        dtype="float64",
+        random_state=0,
+    )
+    return DeepNetClassifier(**{**defaults, **params})
+
+
+def test_a_weight_of_two_trains_like_a_duplicated_row():
+    X, y = make_data(n_samples=60)
+    weights = np.ones(len(y))
+    weights[[3, 17]] = 2.0
+    weighted = exact().fit(X, y, sample_weight=weights)
+    repeated = exact().fit(np.vstack([X, X[[3, 17]]]), np.concatenate([y, y[[3, 17]]]))
+    # Only the order of the summed rows differs (the shuffle), hence rounding only.
+    for a, b in zip(state(weighted), state(repeated), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-10)
+    # ... and the weights matter: the unweighted model is elsewhere.
+    plain = exact().fit(X, y)
+    assert max(np.abs(a - b).max() for a, b in zip(state(plain), state(weighted))) > 1e-4
+
+
+def test_zero_weights_train_like_removed_rows():
+    X, y = make_data(n_samples=60)
+    weights = np.ones(len(y))
+    weights[:10] = 0.0
+    weighted = exact().fit(X, y, sample_weight=weights)
+    removed = exact().fit(X[10:], y[10:])
+    for a, b in zip(state(weighted), state(removed), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_unit_weights_change_nothing():
+    X, y = make_data()
+    weighted = small().fit(X, y, sample_weight=np.ones(len(y)))
+    plain = small().fit(X, y)
+    for a, b in zip(state(weighted), state(plain), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_partial_fit_takes_sample_weight():
+    X, y = make_data(n_samples=60)
+    weights = np.ones(len(y))
+    weights[5] = 3.0
+    weighted = exact().partial_fit(X, y, classes=[0, 1, 2], sample_weight=weights)
+    repeated = exact().partial_fit(
+        np.vstack([X, X[[5, 5]]]), np.concatenate([y, y[[5, 5]]]), classes=[0, 1, 2]
+    )
+    for a, b in zip(state(weighted), state(repeated), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_score_is_the_weighted_accuracy():
+    X, y = make_data()
+    model = small().fit(X, y)
+    weights = np.random.default_rng(0).uniform(0, 3, len(y))
+    correct = model.predict(X) == y
+    assert 0 < correct.mean() < 1  # otherwise weighting could not change the score
+    assert model.score(X, y, sample_weight=weights) == pytest.approx(
+        np.average(correct, weights=weights), rel=1e-12
+    )
+    assert model.score(X, y, sample_weight=weights) != pytest.approx(model.score(X, y))
+
+
+def test_early_stopping_splits_the_weights_with_their_rows():
+    X, y = make_data()
+    X[:, 0] = np.arange(len(y))  # each row names itself
+    weights = np.arange(len(y), dtype=float) + 1.0
+    model = small(early_stopping=True).fit(X, y, sample_weight=weights)
+    X_train, X_val, _, y_val, w_train, w_val = model._validation_split(
+        X, model._encode(y), weights
+    )
+    np.testing.assert_array_equal(w_train, X_train[:, 0] + 1)
+    np.testing.assert_array_equal(w_val, X_val[:, 0] + 1)
+    from optuna_dl.estimator import _Holdout
+
+    correct = model._predict_index(X_val) == y_val
+    assert model._holdout_score(_Holdout(X_val, y_val, w_val)) == pytest.approx(
+        np.average(correct, weights=w_val), rel=1e-12
+    )
+    assert len(model.validation_scores_) == model.n_iter_
+
+
+@pytest.mark.parametrize(
+    "sample_weight, message",
+    [
+        (np.ones(5), r"sample_weight must have shape \(150,\).*got shape \(5,\)"),
+        (np.ones((150, 2)), r"sample_weight must have shape \(150,\).*\(150, 2\)"),
+        (np.r_[np.ones(149), np.nan], "sample_weight must be finite; got 1 non-finite"),
+        (np.r_[np.ones(149), np.inf], "sample_weight must be finite"),
+        (np.r_[np.ones(149), -1.0], "sample_weight must be non-negative; got a minimum of -1"),
+        (np.zeros(150), "sample_weight must have at least one non-zero weight; got all zeros"),
+        (["a"] * 150, "sample_weight must be an array of numbers"),
+    ],
+)
+def test_bad_sample_weights_are_refused(sample_weight, message):
+    X, y = make_data()
+    with pytest.raises(ValueError, match=message):
+        small().fit(X, y, sample_weight=sample_weight)
+
+
+def test_early_stopping_refuses_an_all_zero_validation_part():
+    X, y = make_data()
+    weights = np.zeros(len(y))
+    weights[0] = 1.0
+    with pytest.raises(ValueError, match="sample_weight is zero for every"):
+        small(early_stopping=True, validation_fraction=0.5).fit(X, y, sample_weight=weights)
+
+
+def test_balanced_class_weight_equals_balanced_sample_weight():
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = make_data()
+    X, y = X[20:], y[20:]  # unequal class counts
+    assert len(set(np.bincount(y))) > 1
+    balanced = exact(class_weight="balanced").fit(X, y)
+    explicit = exact().fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    for a, b in zip(state(balanced), state(explicit), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    plain = exact().fit(X, y)
+    assert max(np.abs(a - b).max() for a, b in zip(state(plain), state(balanced))) > 1e-4
+
+
+def test_dict_class_weight_multiplies_sample_weight():
+    X, y = make_data(n_samples=60)
+    names = np.array(["a", "b", "c"])[y]
+    sample_weight = np.linspace(0.5, 2.0, len(y))
+    by_class = exact(class_weight={"b": 3.0, "c": 0.5}).fit(X, names, sample_weight=sample_weight)
+    factor = np.select([names == "b", names == "c"], [3.0, 0.5], 1.0)
+    explicit = exact().fit(X, names, sample_weight=sample_weight * factor)
+    for a, b in zip(state(by_class), state(explicit), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "class_weight, message",
+    [
+        ("auto", r"parameter 'class_weight' must be None, 'balanced' or a dict.*got 'auto'"),
+        ({0: -1.0}, r"parameter 'class_weight' must be .*got \{0: -1.0\}"),
+        ({0: float("nan")}, r"parameter 'class_weight' must be"),
+        ({7: 1.0}, r"class_weight has labels \[7\] that are not classes of y"),
+        ({0: 0.0, 1: 0.0, 2: 0.0}, "zero for every sample"),
+    ],
+)
+def test_bad_class_weights_are_refused(class_weight, message):
+    with pytest.raises(ValueError, match=message):
+        small(class_weight=class_weight).fit(*make_data())
+
+
+def test_metadata_routing_passes_weights_through_a_pipeline_and_cross_validate():
+    import sklearn
+    from sklearn.model_selection import cross_validate
+    from sklearn.pipeline import Pipeline
+
+    X, y = make_data()
+    weights = np.random.default_rng(1).uniform(0, 4, len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipeline = Pipeline(
+            [
+                ("scale", StandardScaler().set_fit_request(sample_weight=False)),
+                ("net", small().set_fit_request(sample_weight=True)),
+            ]
+        )
+        pipeline.fit(X, y, sample_weight=weights)
+        direct = small().fit(StandardScaler().fit_transform(X), y, sample_weight=weights)
+        assert_same_state(state(pipeline.named_steps["net"]), state(direct))
+        unweighted = small().fit(StandardScaler().fit_transform(X), y)
+        assert not np.array_equal(state(unweighted)[0], state(direct)[0])
+
+        net = small().set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
+        routed = cross_validate(net, X, y, cv=3, params={"sample_weight": weights})
+        unrouted = cross_validate(small(), X, y, cv=3)
+    assert routed["test_score"].shape == (3,)
+    assert not np.allclose(routed["test_score"], unrouted["test_score"])

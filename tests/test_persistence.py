@@ -352,3 +352,24 @@ def test_persistence_does_not_import_the_estimator():
     assert "optuna_dl._persistence" in _imported_modules(estimator)
     imported = _imported_modules(persistence)
     assert not {name for name in imported if name.startswith("optuna_dl.estimator")}
+
+
+@pytest.mark.parametrize("class_weight", [{0: 2.0, 2: 0.5}, "balanced"])
+def test_class_weight_survives_a_round_trip(data, tmp_path, class_weight):
+    X, y = data
+    model = small(class_weight=class_weight).fit(X, y)
+    loaded = round_trip(model, tmp_path / "weighted.npz")
+    assert loaded.class_weight == class_weight
+    assert_same_model(loaded, model, X)
+    # The labels keep their type: a refit applies the same weights.
+    refit_loaded, refit_model = loaded.fit(X, y), small(class_weight=class_weight).fit(X, y)
+    assert np.array_equal(refit_loaded.predict_proba(X), refit_model.predict_proba(X))
+
+
+def test_string_label_class_weight_survives_a_round_trip(data, tmp_path):
+    X, y = data
+    names = np.array(["a", "b", "c"])[y]
+    model = small(class_weight={"b": 3.0}).fit(X, names)
+    loaded = round_trip(model, tmp_path / "names.npz")
+    assert loaded.class_weight == {"b": 3.0}
+    assert_same_model(loaded, model, X)

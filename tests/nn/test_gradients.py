@@ -247,3 +247,51 @@ def test_float32_gradients_agree_with_float64():
         net.backward(dlogits)
     for g32, g64 in zip(net32.grads, net64.grads):
         assert relative_error(g32.astype(np.float64), g64) < 1e-5
+
+
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch_norm"])
+def test_weighted_loss_gradients_match_finite_differences(batch_norm):
+    from optuna_dl.nn import weighted_softmax_cross_entropy
+
+    network, X, y = make_problem("tanh", batch_norm, seed=2)
+    weights = np.array([0.0, 2.5, 1.0, 0.3, 4.0, 1.0, 0.7])
+    logits = network.forward(X, training=True)
+    loss, dlogits = weighted_softmax_cross_entropy(logits, y, weights)
+    network.backward(dlogits)
+    analytic = [g.copy() for g in network.grads]
+
+    def loss_fn() -> float:
+        return weighted_softmax_cross_entropy(network.forward(X, training=True), y, weights)[0]
+
+    assert loss_fn() == pytest.approx(loss, rel=1e-12)
+    for i, param in enumerate(network.params):
+        numeric = numeric_gradient(loss_fn, param)
+        assert np.abs(numeric).max() > 1e-8
+        error = relative_error(analytic[i], numeric)
+        assert error < TOLERANCE, f"param {i}: relative error {error:.2e}"
+    # The weights matter: the unweighted gradient differs.
+    _, plain = softmax_cross_entropy(network.forward(X, training=True), y)
+    assert relative_error(plain, dlogits) > 1e-2
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch_norm"])
+def test_squared_error_gradients_match_finite_differences(batch_norm, weighted):
+    from optuna_dl.nn import squared_error
+
+    network, X, _ = make_problem("tanh", batch_norm, seed=3)
+    targets = np.random.default_rng(5).standard_normal((BATCH, N_CLASSES))
+    weights = np.array([0.0, 2.5, 1.0, 0.3, 4.0, 1.0, 0.7]) if weighted else None
+    loss, doutputs = squared_error(network.forward(X, training=True), targets, weights)
+    network.backward(doutputs)
+    analytic = [g.copy() for g in network.grads]
+
+    def loss_fn() -> float:
+        return squared_error(network.forward(X, training=True), targets, weights)[0]
+
+    assert loss_fn() == pytest.approx(loss, rel=1e-12)
+    for i, param in enumerate(network.params):
+        numeric = numeric_gradient(loss_fn, param)
+        assert np.abs(numeric).max() > 1e-8
+        error = relative_error(analytic[i], numeric)
+        assert error < TOLERANCE, f"param {i}: relative error {error:.2e}"

@@ -172,3 +172,129 @@ def test_dtypes_are_kept(dtype):
     assert log_softmax(logits).dtype == dtype
     _, dlogits = softmax_cross_entropy(logits, np.array([0, 1, 2, 0, 1, 2]))
     assert dlogits.dtype == dtype
+
+
+def test_integer_weights_equal_repeated_rows():
+    from optuna_dl.nn import weighted_softmax_cross_entropy
+
+    rng = np.random.default_rng(2)
+    logits = 3 * rng.standard_normal((6, 4))
+    y = np.array([0, 3, 1, 1, 2, 0])
+    weights = np.array([1, 0, 3, 2, 1, 4])
+    loss, dlogits = weighted_softmax_cross_entropy(logits, y, weights)
+    rows = np.repeat(np.arange(6), weights)
+    repeated_loss, repeated_grad = softmax_cross_entropy(logits[rows], y[rows])
+    # Equal up to the rounding of a different summation order.
+    assert loss == pytest.approx(repeated_loss, rel=1e-13)
+    summed = np.zeros_like(dlogits)
+    np.add.at(summed, rows, repeated_grad)
+    np.testing.assert_allclose(dlogits, summed, rtol=1e-12, atol=1e-16)
+    # Unit weights are the unweighted loss.
+    unit_loss, unit_grad = weighted_softmax_cross_entropy(logits, y, np.ones(6))
+    assert unit_loss == pytest.approx(softmax_cross_entropy(logits, y)[0], rel=1e-14)
+    np.testing.assert_allclose(unit_grad, softmax_cross_entropy(logits, y)[1], rtol=1e-13)
+
+
+def test_all_zero_weights_give_zero_loss_and_gradient():
+    from optuna_dl.nn import weighted_softmax_cross_entropy
+
+    loss, dlogits = weighted_softmax_cross_entropy(
+        np.ones((3, 2)), np.array([0, 1, 0]), np.zeros(3)
+    )
+    assert loss == 0.0
+    assert not dlogits.any()
+
+
+def test_squared_error_and_its_gradient():
+    from optuna_dl.nn import squared_error
+
+    rng = np.random.default_rng(3)
+    outputs, y = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+    loss, doutputs = squared_error(outputs, y)
+    assert loss == pytest.approx(0.5 * np.mean((outputs - y) ** 2), rel=1e-14)
+    np.testing.assert_allclose(doutputs, (outputs - y) / outputs.size, rtol=1e-14)
+    numeric = np.zeros_like(outputs)
+    step = 1e-6
+    for index in np.ndindex(*outputs.shape):
+        plus, minus = outputs.copy(), outputs.copy()
+        plus[index] += step
+        minus[index] -= step
+        numeric[index] = (squared_error(plus, y)[0] - squared_error(minus, y)[0]) / (2 * step)
+    np.testing.assert_allclose(doutputs, numeric, rtol=1e-7, atol=1e-10)
+
+
+def test_squared_error_integer_weights_equal_repeated_rows():
+    from optuna_dl.nn import squared_error
+
+    rng = np.random.default_rng(4)
+    outputs, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    weights = np.array([2, 0, 1, 3, 1])
+    loss, doutputs = squared_error(outputs, y, weights)
+    rows = np.repeat(np.arange(5), weights)
+    repeated_loss, repeated_grad = squared_error(outputs[rows], y[rows])
+    assert loss == pytest.approx(repeated_loss, rel=1e-13)
+    summed = np.zeros_like(doutputs)
+    np.add.at(summed, rows, repeated_grad)
+    np.testing.assert_allclose(doutputs, summed, rtol=1e-12, atol=1e-16)
+    zero_loss, zero_grad = squared_error(outputs, y, np.zeros(5))
+    assert zero_loss == 0.0 and not zero_grad.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_squared_error_keeps_the_output_dtype(dtype):
+    from optuna_dl.nn import squared_error
+
+    outputs = np.ones((3, 1), dtype=dtype)
+    _, doutputs = squared_error(outputs, np.zeros((3, 1)), np.ones(3))
+    assert doutputs.dtype == dtype
+
+
+def test_huber_gradient_matches_finite_differences():
+    from optuna_dl.nn import huber
+
+    rng = np.random.default_rng(6)
+    outputs, y = 2 * rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+    weights = rng.uniform(0, 2, 6)
+    residual = np.abs(outputs - y)
+    assert (residual > 1.2).any() and (residual < 0.8).any()  # both branches
+    assert np.abs(residual - 1.0).min() > 1e-3  # no residual at the kink
+    _, doutputs = huber(outputs, y, weights)
+    numeric = np.zeros_like(outputs)
+    step = 1e-6
+    for index in np.ndindex(*outputs.shape):
+        plus, minus = outputs.copy(), outputs.copy()
+        plus[index] += step
+        minus[index] -= step
+        numeric[index] = (huber(plus, y, weights)[0] - huber(minus, y, weights)[0]) / (2 * step)
+    np.testing.assert_allclose(doutputs, numeric, rtol=1e-7, atol=1e-10)
+
+
+def test_huber_is_squared_error_for_small_residuals_and_linear_beyond():
+    from optuna_dl.nn import huber, squared_error
+
+    rng = np.random.default_rng(7)
+    y = rng.standard_normal((5, 2))
+    near = y + 0.5 * rng.uniform(-1, 1, y.shape)
+    loss, grad = huber(near, y)
+    expected_loss, expected_grad = squared_error(near, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-13)
+    far = y + 10.0
+    loss, grad = huber(far, y)
+    assert loss == pytest.approx(10.0 - 0.5, rel=1e-13)  # delta * (|r| - delta / 2)
+    np.testing.assert_allclose(grad, 1.0 / far.size, rtol=1e-13)  # clipped at delta
+
+
+def test_huber_integer_weights_equal_repeated_rows():
+    from optuna_dl.nn import huber
+
+    rng = np.random.default_rng(8)
+    outputs, y = 2 * rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
+    weights = np.array([2, 0, 1, 3, 1])
+    loss, grad = huber(outputs, y, weights)
+    rows = np.repeat(np.arange(5), weights)
+    repeated_loss, repeated_grad = huber(outputs[rows], y[rows])
+    assert loss == pytest.approx(repeated_loss, rel=1e-13)
+    summed = np.zeros_like(grad)
+    np.add.at(summed, rows, repeated_grad)
+    np.testing.assert_allclose(grad, summed, rtol=1e-12, atol=1e-16)
