@@ -265,14 +265,15 @@ def command_export(args: argparse.Namespace) -> int:
         model.save(output)
     except OSError as error:
         raise CommandError(f"cannot write {str(output)!r}: {error.strerror}.") from None
-    accuracy = model.score(X_test, y_test)
+    score = model.score(X_test, y_test)
+    measure = "R²" if config.task == "regression" else "accuracy"
     print(
         f"refit trial {best.number} for {model.n_iter_} epochs on {len(y_train)} samples; "
-        f"held-out accuracy {accuracy:.4f} on {len(y_test)} samples"
+        f"held-out {measure} {score:.4f} on {len(y_test)} samples"
     )
-    if abs(accuracy - pipeline_accuracy) > 1e-9:
+    if f"{score:.4f}" != f"{pipeline_accuracy:.4f}":
         print(f"  (the scaler+network pipeline scored {pipeline_accuracy:.4f})")
-    print(f"model saved to {output} (load it with DeepNetClassifier.load)")
+    print(f"model saved to {output} (load it with {type(model).__name__}.load)")
     return 0
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-BUNDLED = ("digits", "breast_cancer", "wine", "iris")
+#: scikit-learn's bundled data sets, by the task they are for (nothing is downloaded).
+BUNDLED_TASKS = {
+    "digits": "classification",
+    "breast_cancer": "classification",
+    "wine": "classification",
+    "iris": "classification",
+    "diabetes": "regression",
+}
+BUNDLED = tuple(BUNDLED_TASKS)
 
 
 class DataError(ValueError):
@@ -19,7 +27,7 @@ class DataError(ValueError):
 
 
 def load_bundled(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """One of scikit-learn's bundled classification sets (nothing is downloaded)."""
+    """One of scikit-learn's bundled data sets (:data:`BUNDLED_TASKS`)."""
     from sklearn import datasets
 
     if name not in BUNDLED:

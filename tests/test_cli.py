@@ -838,3 +838,35 @@ def test_a_study_cannot_change_its_directions(multi_run, tmp_path):
     code, _, err = run_cli("run", toml, "--n-trials", 6)
     assert_one_line_error(code, err, "key 'directions'", "maximize and minimize")
     assert digest(tmp_path / "multi.db") == before
+
+
+# ------------------------------------------------------------------ regression
+@pytest.mark.slow
+def test_a_regression_study_runs_exports_and_ranks(tmp_path):
+    toml = tmp_path / "reg.toml"
+    toml.write_text(
+        'name = "reg"\ntask = "regression"\nn_trials = 4\nseed = 0\n'
+        '[data]\nsource = "diabetes"\n'
+        "[search]\ncv = 2\nmax_epochs = 4\npatience = 4\n"
+    )
+    code, out, err = run_cli("run", toml)
+    assert code == 0, err
+    assert "best r2 (2-fold CV)" in out
+    study = load(tmp_path / "reg.db", "reg")
+    assert study.metric_names == ["r2"]
+    model = tmp_path / "reg.npz"
+    code, out, err = run_cli("export", toml, "-o", model)
+    assert code == 0, err
+    assert "held-out R²" in out and "DeepNetRegressor.load" in out
+    from sklearn.metrics import r2_score
+
+    from optuna_dl import DeepNetRegressor
+
+    X_train, X_test, y_train, y_test = load_config(toml).load_data()
+    loaded = DeepNetRegressor.load(model)
+    printed = float(out.split("held-out R² ")[1].split()[0])
+    assert r2_score(y_test, loaded.predict(X_test)) == pytest.approx(printed, abs=1e-4)
+    code, out, err = run_cli("importance", toml, "--json")
+    assert code == 0, err
+    completed = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert json.loads(out)["n_trials"] == len(completed) >= 2

@@ -133,6 +133,10 @@ def _split(config: StudyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
+    if config.task != "classification":
+        raise BabysitError(
+            f"{config.path}: babysit trains classifiers; this study's task is {config.task}."
+        )
     X, _, y, _ = config.load_data()
     train, val = train_test_split(
         np.arange(len(y)),

@@ -19,8 +19,15 @@ import numpy as np
 import optuna
 
 from optuna_dl._validation import Interval
-from optuna_dl.datasets import BUNDLED, DataError, load_bundled, load_csv, load_npz
-from optuna_dl.estimator import DeepNetClassifier
+from optuna_dl.datasets import (
+    BUNDLED,
+    BUNDLED_TASKS,
+    DataError,
+    load_bundled,
+    load_csv,
+    load_npz,
+)
+from optuna_dl.estimator import DeepNetClassifier, DeepNetRegressor
 from optuna_dl.tuning.space import KINDS, SCALES, Dimension, SearchSpace
 
 if sys.version_info >= (3, 11):
@@ -44,6 +51,11 @@ PRUNERS = (
 )
 _RESEEDED_ON_RESUME = ("TPESampler", "RandomSampler", "CmaEsSampler")
 DIRECTIONS = ("maximize", "minimize")
+#: What a study's network predicts, with its estimator and default scoring.
+TASKS = {
+    "classification": (DeepNetClassifier, "accuracy"),
+    "regression": (DeepNetRegressor, "r2"),
+}
 #: Objectives a study may add to its validation score (``objectives = [...]``).
 EXTRA_OBJECTIVES = {
     "fit_seconds": "training time of the trial over all folds",
@@ -120,6 +132,7 @@ class StudyConfig:
     report: Path
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
     stop: StopRule | None = None
+    task: str = "classification"
     #: All directions and objective names; one entry each for a single objective.
     directions: tuple[str, ...] = ()
     objectives: tuple[str, ...] = ()
@@ -178,12 +191,16 @@ class StudyConfig:
         return getattr(optuna.pruners, name)(**args)
 
     def make_estimator(self) -> Any:
-        """``StandardScaler -> DeepNetClassifier`` with the fixed parameters."""
+        """``StandardScaler -> DeepNetClassifier`` (or ``DeepNetRegressor`` for a
+        regression study) with the fixed parameters; the last step is named after the
+        task's estimator kind (``"classifier"`` or ``"regressor"``)."""
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
 
         params = {"random_state": self.seed, **self.estimator}
-        return Pipeline([("scale", StandardScaler()), ("classifier", DeepNetClassifier(**params))])
+        network, _ = TASKS[self.task]
+        step = "regressor" if self.task == "regression" else "classifier"
+        return Pipeline([("scale", StandardScaler()), (step, network(**params))])
 
     def load_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``X_train, X_test, y_train, y_test``: the study tunes on the first part; the
@@ -207,12 +224,26 @@ class StudyConfig:
             )
         if not np.all(np.isfinite(X)):
             raise ConfigError(f"{where}: features must be finite; found NaN or infinity.")
+        if self.task == "regression":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{where}: a regression study needs numeric targets; got {y.dtype} "
+                    f"values such as {y[0]!r}."
+                ) from None
+            if not np.all(np.isfinite(y)):
+                raise ConfigError(f"{where}: targets must be finite; found NaN or infinity.")
         classes = np.unique(y)
         if len(classes) < 2:
             raise ConfigError(f"{where}: needs at least two classes; got {len(classes)}.")
         try:
             return train_test_split(
-                X, y, test_size=self.data.test_fraction, stratify=y, random_state=self.seed
+                X,
+                y,
+                test_size=self.data.test_fraction,
+                stratify=y if self.task == "classification" else None,
+                random_state=self.seed,
             )
         except ValueError as error:
             raise ConfigError(
@@ -248,6 +279,7 @@ class StudyConfig:
 # ---------------------------------------------------------------------- parsing
 _TOP = {
     "name": str,
+    "task": str,
     "direction": str,
     "directions": list,
     "objectives": list,
@@ -417,13 +449,28 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
     patience = search.get("patience", 10)
     if not 1 <= patience <= 100_000:
         raise p.fail("search.patience", f"must be between 1 and 100000; got {patience}.")
-    scoring = search.get("scoring", "accuracy")
+    task = raw.get("task", "classification")
+    if task not in TASKS:
+        raise p.fail("task", f"must be one of {', '.join(TASKS)}; got {task!r}.")
+    bundled_task = BUNDLED_TASKS.get(data.source)
+    if bundled_task is not None and bundled_task != task:
+        raise p.fail(
+            "task",
+            f"data set {data.source!r} is for {bundled_task}, not {task}; set "
+            f'task = "{bundled_task}" or pick another data set.',
+        )
+    scoring = search.get("scoring", TASKS[task][1])
     from sklearn.metrics import get_scorer_names
 
     if scoring not in get_scorer_names():
         raise p.fail(
             "search.scoring",
             f"unknown scorer {scoring!r}; see sklearn.metrics.get_scorer_names().",
+        )
+    if not _scorer_fits(scoring, task):
+        raise p.fail(
+            "search.scoring",
+            f"{scoring!r} cannot score {task}; for example use {TASKS[task][1]!r}.",
         )
     max_tier = search.get("max_tier", 3)
     if not 1 <= max_tier <= 10:
@@ -465,11 +512,33 @@ def parse_config(raw: dict[str, Any], path: Path) -> StudyConfig:
         report=report if report.is_absolute() else base / report,
         raw=raw,
         stop=stop,
+        task=task,
         directions=tuple(directions) or (direction,),
         objectives=objectives,
     )
     _try_build(p, config)
     return config
+
+
+def _scorer_fits(scoring: str, task: str) -> bool:
+    """Whether scorer ``scoring`` can score a model of ``task`` (tried on a dummy one)."""
+    import warnings
+
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.metrics import get_scorer
+
+    X = np.zeros((8, 1))
+    if task == "regression":
+        y, model = np.linspace(0.0, 1.0, 8), DummyRegressor()
+    else:
+        y, model = np.array([0, 1] * 4), DummyClassifier()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            get_scorer(scoring)(model.fit(X, y), X, y)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _parse_directions(p: _Parser, raw: dict[str, Any]) -> list[str]:

@@ -11,23 +11,23 @@ import optuna
 from scipy.sparse import issparse
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import StratifiedKFold, check_cv, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.utils.multiclass import type_of_target
 
-from optuna_dl.estimator import DeepNetClassifier, DivergenceWarning
+from optuna_dl.estimator import DeepNetClassifier, DeepNetRegressor, DivergenceWarning
 from optuna_dl.records import TrialRecord
 from optuna_dl.tuning.pruning import may_prune
 from optuna_dl.tuning.space import SearchSpace
 
 
-def final_classifier(estimator: Any) -> DeepNetClassifier:
-    """The DeepNetClassifier at the end of ``estimator`` (itself or a Pipeline's last step)."""
+def final_network(estimator: Any) -> DeepNetClassifier | DeepNetRegressor:
+    """The DeepNetClassifier or DeepNetRegressor at the end of ``estimator`` (itself or a
+    Pipeline's last step)."""
     model = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
-    if not isinstance(model, DeepNetClassifier):
+    if not isinstance(model, (DeepNetClassifier, DeepNetRegressor)):
         raise TypeError(
-            "estimator must be a DeepNetClassifier or a Pipeline ending in one; got "
-            f"{type(model).__name__}."
+            "estimator must be a DeepNetClassifier, a DeepNetRegressor or a Pipeline ending "
+            f"in one; got {type(model).__name__}."
         )
     return model
 
@@ -57,10 +57,11 @@ class Objective:
     y : array-like of shape (n_samples,)
     space : SearchSpace, optional
         Defaults to ``SearchSpace.default()``.
-    estimator : DeepNetClassifier or Pipeline ending in one, optional
+    estimator : DeepNetClassifier, DeepNetRegressor or Pipeline ending in one, optional
         Template whose parameters are kept except those the space samples and
         ``max_epochs``; defaults to ``DeepNetClassifier()``. Preceding Pipeline steps
-        are fitted once per fold.
+        are fitted once per fold. A regressor makes it a regression objective: plain K
+        folds, no stratification, and a regression ``scoring`` such as ``"r2"``.
     cv : None, int or splitter, default=None
         None: one stratified hold-out of ``validation_fraction``.
     validation_fraction : float, default=0.2
@@ -111,7 +112,7 @@ class Objective:
     ) -> None:
         self.space = space if space is not None else SearchSpace.default()
         self.estimator = estimator if estimator is not None else DeepNetClassifier()
-        final_classifier(self.estimator)
+        final_network(self.estimator)
         if not (isinstance(max_epochs, int) and max_epochs >= 1):
             raise ValueError(f"max_epochs must be a positive integer; got {max_epochs!r}.")
         if patience is not None and not (isinstance(patience, int) and patience >= 1):
@@ -141,7 +142,8 @@ class Objective:
             raise ValueError(
                 f"objectives may be {', '.join(OBJECTIVES)}; got {unknown[0]!r}."
             )
-        self.classes = np.unique(self.y)
+        self.regression = isinstance(final_network(self.estimator), DeepNetRegressor)
+        self.classes = None if self.regression else np.unique(self.y)
         self.splits = self._make_splits(cv, validation_fraction)
 
     def _make_splits(
@@ -156,13 +158,14 @@ class Objective:
             train, val = train_test_split(
                 indices,
                 test_size=validation_fraction,
-                stratify=self.y,
+                stratify=None if self.regression else self.y,
                 random_state=self.random_state,
             )
             return [(np.sort(train), np.sort(val))]
         if isinstance(cv, int):
-            cv = StratifiedKFold(cv, shuffle=True, random_state=self.random_state)
-        splitter = check_cv(cv, self.y, classifier=type_of_target(self.y) != "continuous")
+            folds = KFold if self.regression else StratifiedKFold
+            cv = folds(cv, shuffle=True, random_state=self.random_state)
+        splitter = check_cv(cv, self.y, classifier=not self.regression)
         return [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(self.X, self.y)]
 
     def _subset(self, rows: np.ndarray) -> Any:
@@ -181,14 +184,14 @@ class Objective:
                 **{prefix + k: v for k, v in params.items()},
                 **{prefix + "max_epochs": self.max_epochs},
             )
-            if final_classifier(estimator).random_state is None:
+            if final_network(estimator).random_state is None:
                 estimator.set_params(**{prefix + "random_state": self.random_state})
             X_train, X_val = self._subset(train), self._subset(val)
             if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
                 head = estimator[:-1]
                 X_train = head.fit_transform(X_train, self.y[train])
                 X_val = head.transform(X_val)
-            folds.append((final_classifier(estimator), X_train, self.y[train], X_val, self.y[val]))
+            folds.append((final_network(estimator), X_train, self.y[train], X_val, self.y[val]))
         return folds
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
@@ -223,7 +226,10 @@ class Objective:
     def _epoch(self, trial: optuna.Trial, model: DeepNetClassifier, X: Any, y: Any) -> float:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DivergenceWarning)
-            model.partial_fit(X, y, classes=self.classes)
+            if self.regression:
+                model.partial_fit(X, y)
+            else:
+                model.partial_fit(X, y, classes=self.classes)
         diverged = [w for w in caught if issubclass(w.category, DivergenceWarning)]
         for w in caught:
             if not issubclass(w.category, DivergenceWarning):

@@ -28,7 +28,7 @@ from optuna_dl import _validation as rules
 from optuna_dl._pool import cpu_count, run_processes, threads_per_process
 from optuna_dl.estimator import DeepNetClassifier
 from optuna_dl.records import TrialRecord, best_trials, estimator_params
-from optuna_dl.tuning.objective import Objective, final_classifier, param_prefix
+from optuna_dl.tuning.objective import Objective, final_network, param_prefix
 from optuna_dl.tuning.space import SearchSpace
 
 _OWNER = "DeepNetSearchCV"
@@ -358,7 +358,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
     def _estimator(self) -> Any:
         estimator = self.estimator if self.estimator is not None else DeepNetClassifier()
         try:
-            final_classifier(estimator)
+            final_network(estimator)
         except TypeError:
             raise _invalid(
                 "estimator", "a DeepNetClassifier or a Pipeline ending in one", estimator
@@ -659,7 +659,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         best = clone(estimator).set_params(
             **self.best_params_, **{prefix + "max_epochs": max(1, epochs)}
         )
-        if final_classifier(best).random_state is None:
+        if final_network(best).random_state is None:
             best.set_params(**{prefix + "random_state": seed})
         started = time.perf_counter()
         best.fit(X, y)

@@ -558,3 +558,43 @@ def test_a_multi_objective_study_file_is_read(tmp_path):
     assert config.objectives == ("accuracy", "fit_seconds")
     single = load_config(write(tmp_path, BASE, "single.toml"))
     assert not single.multi_objective and single.objectives == ("accuracy",)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ('task = "ranking"\n' + BASE, "task", "must be one of classification, regression"),
+        ('task = "regression"\n' + BASE, "task", "'iris' is for classification"),
+        ('n_trials = 3\n[data]\nsource = "diabetes"\n', "task", "is for regression"),
+        (
+            'task = "regression"\nn_trials = 3\n[data]\nsource = "diabetes"\n'
+            '[search]\nscoring = "accuracy"\n',
+            "search.scoring",
+            "'accuracy' cannot score regression",
+        ),
+    ],
+)
+def test_bad_tasks_are_one_line_errors(tmp_path, text, key, expected):
+    assert expected in config_error(write(tmp_path, text), key)
+
+
+def test_a_regression_study_scores_r2_and_builds_a_regressor(tmp_path):
+    config = load_config(
+        write(tmp_path, 'task = "regression"\nn_trials = 3\n[data]\nsource = "diabetes"\n')
+    )
+    assert config.task == "regression" and config.scoring == "r2"
+    pipeline = config.make_estimator()
+    assert type(pipeline.steps[-1][1]).__name__ == "DeepNetRegressor"
+    X_train, X_test, y_train, y_test = config.load_data()
+    assert y_train.dtype == np.float64 and len(y_train) + len(y_test) == 442
+
+
+def test_a_regression_study_needs_numeric_targets(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n9,1,x\n")
+    path = write(
+        tmp_path,
+        'task = "regression"\nn_trials = 3\n[data]\nsource = "csv"\npath = "t.csv"\n'
+        'target = "label"\n',
+    )
+    message = config_error(path, "data", load_data=True)
+    assert "needs numeric targets" in message
