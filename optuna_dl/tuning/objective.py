@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import optuna
@@ -35,6 +35,25 @@ def final_network(estimator: Any) -> DeepNetClassifier | DeepNetRegressor:
 def param_prefix(estimator: Any) -> str:
     """``"<last step>__"`` for a Pipeline, ``""`` for a bare classifier."""
     return f"{estimator.steps[-1][0]}__" if isinstance(estimator, Pipeline) else ""
+
+
+class _Fold(NamedTuple):
+    """One cross-validation fold of a trial: its network, rows and row weights."""
+
+    model: Any
+    X_train: Any
+    y_train: np.ndarray
+    X_val: Any
+    y_val: np.ndarray
+    w_train: np.ndarray | None
+    w_val: np.ndarray | None
+
+
+def _score(scorer: Any, fold: _Fold) -> float:
+    """``scorer`` on the fold's validation rows, weighted by their sample weights."""
+    if fold.w_val is None:
+        return float(scorer(fold.model, fold.X_val, fold.y_val))
+    return float(scorer(fold.model, fold.X_val, fold.y_val, sample_weight=fold.w_val))
 
 
 #: Objectives besides the validation score, by name.
@@ -83,6 +102,9 @@ class Objective:
         epochs (None trains every epoch).
     random_state : int, default=0
         Seeds the splits and every trial's network.
+    sample_weight : array-like of shape (n_samples,), optional
+        Row weights, sliced with the rows of each fold: the training part weighs the
+        loss, the validation part weighs the score.
 
     Notes
     -----
@@ -109,6 +131,7 @@ class Objective:
         max_epochs: int = 50,
         patience: int | None = 10,
         random_state: int = 0,
+        sample_weight: Any = None,
     ) -> None:
         self.space = space if space is not None else SearchSpace.default()
         self.estimator = estimator if estimator is not None else DeepNetClassifier()
@@ -119,6 +142,14 @@ class Objective:
             raise ValueError(f"patience must be None or a positive integer; got {patience!r}.")
         self.X = X
         self.y = np.asarray(y)
+        self.sample_weight = (
+            None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        )
+        if self.sample_weight is not None and self.sample_weight.shape != self.y.shape:
+            raise ValueError(
+                f"sample_weight must have one weight per sample, shape {self.y.shape}; got "
+                f"shape {self.sample_weight.shape}."
+            )
         self.max_epochs = max_epochs
         self.patience = patience
         self.random_state = random_state
@@ -176,8 +207,9 @@ class Objective:
             return X[rows]
         return np.asarray(X)[rows]
 
-    def _fold_models(self, params: dict[str, Any]) -> list[tuple[Any, Any, Any, Any, Any]]:
+    def _fold_models(self, params: dict[str, Any]) -> list[_Fold]:
         prefix = param_prefix(self.estimator)
+        weights = self.sample_weight
         folds = []
         for train, val in self.splits:
             estimator = clone(self.estimator).set_params(
@@ -191,7 +223,17 @@ class Objective:
                 head = estimator[:-1]
                 X_train = head.fit_transform(X_train, self.y[train])
                 X_val = head.transform(X_val)
-            folds.append((final_network(estimator), X_train, self.y[train], X_val, self.y[val]))
+            folds.append(
+                _Fold(
+                    final_network(estimator),
+                    X_train,
+                    self.y[train],
+                    X_val,
+                    self.y[val],
+                    None if weights is None else weights[train],
+                    None if weights is None else weights[val],
+                )
+            )
         return folds
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
@@ -214,7 +256,7 @@ class Objective:
             return float(curve[best])
         extras = {
             "fit_seconds": fit_seconds,
-            "n_params": float(folds[0][0].network_.flat_params.size),
+            "n_params": float(folds[0].model.network_.flat_params.size),
         }
         return (float(curve[best]), *(extras[name] for name in self.objectives))
 
@@ -223,13 +265,16 @@ class Objective:
         """Whether the trial reports per-epoch values (not in multi-objective studies)."""
         return len(trial.study.directions) == 1
 
-    def _epoch(self, trial: optuna.Trial, model: DeepNetClassifier, X: Any, y: Any) -> float:
+    def _epoch(self, trial: optuna.Trial, fold: _Fold) -> float:
+        model = fold.model
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DivergenceWarning)
             if self.regression:
-                model.partial_fit(X, y)
+                model.partial_fit(fold.X_train, fold.y_train, sample_weight=fold.w_train)
             else:
-                model.partial_fit(X, y, classes=self.classes)
+                model.partial_fit(
+                    fold.X_train, fold.y_train, classes=self.classes, sample_weight=fold.w_train
+                )
         diverged = [w for w in caught if issubclass(w.category, DivergenceWarning)]
         for w in caught:
             if not issubclass(w.category, DivergenceWarning):
@@ -250,8 +295,8 @@ class Objective:
         reports = self._reports(trial)
         try:
             for epoch in range(1, self.max_epochs + 1):
-                epoch_losses = [self._epoch(trial, m, Xt, yt) for m, Xt, yt, _, _ in folds]
-                fold_scores = [float(self.scorer(m, Xv, yv)) for m, _, _, Xv, yv in folds]
+                epoch_losses = [self._epoch(trial, fold) for fold in folds]
+                fold_scores = [_score(self.scorer, fold) for fold in folds]
                 other_curve.append(self._other_metrics(folds))
                 score = float(np.mean(fold_scores))
                 stalled = 0 if not curve or score > max(curve) else stalled + 1
@@ -280,21 +325,20 @@ class Objective:
         if len(self.scorers) == 1:
             return None
         return {
-            name: [float(scorer(m, Xv, yv)) for m, _, _, Xv, yv in folds]
-            for name, scorer in self.scorers.items()
+            name: [_score(scorer, fold) for fold in folds] for name, scorer in self.scorers.items()
         }
 
     def _train_per_fold(self, trial: optuna.Trial, folds: list) -> tuple[list[float], list[float]]:
         fold_curves: list[list[float]] = []
         fold_others: list[dict[str, float] | None] = []
         try:
-            for step, (model, X_train, y_train, X_val, y_val) in enumerate(folds):
+            for step, fold in enumerate(folds):
                 fold_curve: list[float] = []
                 others: list[dict[str, float] | None] = []
                 for _ in range(self.max_epochs):
-                    self._epoch(trial, model, X_train, y_train)
-                    fold_curve.append(float(self.scorer(model, X_val, y_val)))
-                    other = self._other_metrics([(model, None, None, X_val, y_val)])
+                    self._epoch(trial, fold)
+                    fold_curve.append(_score(self.scorer, fold))
+                    other = self._other_metrics([fold])
                     others.append(None if other is None else {k: v[0] for k, v in other.items()})
                     stalled = len(fold_curve) - 1 - int(np.argmax(fold_curve))
                     if self.patience is not None and stalled >= self.patience:

@@ -460,7 +460,9 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         return int(self.n_jobs)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any, *, groups: Any = None) -> DeepNetSearchCV:
+    def fit(
+        self, X: Any, y: Any, *, groups: Any = None, sample_weight: Any = None
+    ) -> DeepNetSearchCV:
         """Run the study, then refit the best parameters on all the data.
 
         Parameters
@@ -472,6 +474,11 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
             Class labels.
         groups : array-like of shape (n_samples,), default=None
             Group labels for a group-aware ``cv`` splitter.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights. Each fold's network trains with the weights of its training
+            rows and is scored with those of its validation rows; the refit uses all
+            of them. (With metadata routing on, request them with
+            ``set_fit_request(sample_weight=True)``.)
 
         Returns
         -------
@@ -488,6 +495,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         else:
             _, y = validate_data(self, X, y)  # checks only: the estimator gets X as given
         X, y, groups = indexable(X, y, groups)
+        sample_weight = rules.check_sample_weight(sample_weight, len(y))
         check_classification_targets(y)
         classes = np.unique(y)
         if classes.size < 2:
@@ -508,6 +516,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
             max_epochs=self.max_epochs,
             patience=self.patience,
             random_state=seed,
+            sample_weight=sample_weight,
         )
         self.multimetric_ = isinstance(self.scoring, dict)
         self.scorer_ = dict(objective.scorers) if self.multimetric_ else objective.scorer
@@ -539,7 +548,7 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         self.best_score_ = float(self.best_trial_.value)
         self.classes_ = classes
         if self.refit:
-            self._refit(estimator, X, y, seed)
+            self._refit(estimator, X, y, seed, sample_weight)
         return self
 
     def _refit_metric(self) -> str | None:
@@ -652,7 +661,9 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
                 study_name=study.study_name, storage=memory, sampler=sampler, pruner=pruner
             )
 
-    def _refit(self, estimator: Any, X: Any, y: np.ndarray, seed: int) -> None:
+    def _refit(
+        self, estimator: Any, X: Any, y: np.ndarray, seed: int, sample_weight: Any = None
+    ) -> None:
         prefix = param_prefix(estimator)
         best_epoch = TrialRecord.from_trial(self.best_trial_).best_epoch
         epochs = int(best_epoch if best_epoch is not None else self.max_epochs)
@@ -661,8 +672,9 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         )
         if final_network(best).random_state is None:
             best.set_params(**{prefix + "random_state": seed})
+        weights = {} if sample_weight is None else {prefix + "sample_weight": sample_weight}
         started = time.perf_counter()
-        best.fit(X, y)
+        best.fit(X, y, **weights)
         self.refit_time_ = time.perf_counter() - started
         self.best_estimator_ = best
 

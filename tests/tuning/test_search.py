@@ -43,8 +43,11 @@ def make_search(**params) -> DeepNetSearchCV:
     return DeepNetSearchCV(**settings)
 
 
-# The checks pass as they are: no expected failures. The Pipeline configuration
-# covers the path where the steps, not the search, validate X.
+# The Pipeline configuration covers the path where the steps, not the search, validate
+# X. One check is expected to fail, as for the estimator itself
+# (tests/test_estimator_checks.py): repeated rows also land in other folds and other
+# mini-batches than weighted ones. Tests below check that the search slices the
+# weights to each fold and uses them all in the refit.
 @parametrize_with_checks(
     [
         make_search(n_trials=2, max_epochs=10),
@@ -53,7 +56,12 @@ def make_search(**params) -> DeepNetSearchCV:
             n_trials=2,
             max_epochs=10,
         ),
-    ]
+    ],
+    expected_failed_checks=lambda estimator: {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "repeated rows fall into other folds and mini-batches than weighted ones"
+        )
+    },
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -415,3 +423,71 @@ def test_refit_false_with_several_metrics_optimizes_the_first(iris):
     values = np.array([t.value if t.value is not None else np.nan for t in search.study_.trials])
     np.testing.assert_allclose(search.cv_results_["mean_test_bal"][complete], values[complete])
     assert not hasattr(search, "best_estimator_")
+
+
+# -------------------------------------------------------------- sample weights
+def test_sample_weights_are_sliced_to_each_folds_training_and_validation_rows(iris):
+    """Train each fold by hand with the weights of its own rows: the search recorded
+    exactly the weighted validation accuracy of those networks."""
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = iris
+    weights = np.random.default_rng(0).integers(1, 5, len(y)).astype(float)
+    cv = list(StratifiedKFold(2, shuffle=True, random_state=3).split(X, y))
+    search = make_search(n_trials=1, cv=cv).fit(X, y, sample_weight=weights)
+    trial = search.best_trial_
+    params = trial.user_attrs["estimator_params"]
+    for k, (train, val) in enumerate(cv):
+        model = clone(search.estimator).set_params(**params, max_epochs=5, random_state=0)
+        for _ in range(trial.user_attrs["best_epoch"]):
+            model.partial_fit(
+                X[train], y[train], classes=np.unique(y), sample_weight=weights[train]
+            )
+        expected = accuracy_score(y[val], model.predict(X[val]), sample_weight=weights[val])
+        assert search.cv_results_[f"split{k}_test_score"][0] == expected
+    unweighted = make_search(n_trials=1, cv=cv).fit(X, y)
+    assert unweighted.best_trial_.params == trial.params  # same configuration...
+    assert not np.array_equal(  # ...trained and scored differently
+        unweighted.best_estimator_.network_.flat_params,
+        search.best_estimator_.network_.flat_params,
+    )
+
+
+def test_the_refit_uses_every_weight(iris):
+    X, y = iris
+    weights = np.random.default_rng(1).integers(1, 4, len(y)).astype(float)
+    search = make_search(n_trials=1).fit(X, y, sample_weight=weights)
+    by_hand = clone(search.estimator).set_params(
+        **search.best_params_,
+        max_epochs=search.best_trial_.user_attrs["best_epoch"],
+        random_state=0,
+    )
+    by_hand.fit(X, y, sample_weight=weights)
+    np.testing.assert_array_equal(
+        by_hand.network_.flat_params, search.best_estimator_.network_.flat_params
+    )
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [([1.0, 2.0], "shape"), (np.full(150, np.nan), "finite"), (np.zeros(150), "zero")],
+)
+def test_bad_sample_weights_are_refused(iris, weights, message):
+    X, y = iris
+    search = make_search()
+    with pytest.raises(ValueError, match=rf"sample_weight.*{message}"):
+        search.fit(X, y, sample_weight=weights)
+    assert not hasattr(search, "study_")
+
+
+def test_the_search_requests_sample_weights_in_scikit_learns_way(iris):
+    import sklearn
+    from sklearn.model_selection import cross_validate
+
+    X, y = iris
+    weights = np.ones(len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = make_search(n_trials=1, max_epochs=2).set_fit_request(sample_weight=True)
+        results = cross_validate(search, X, y, cv=2, params={"sample_weight": weights})
+    assert len(results["test_score"]) == 2
