@@ -675,11 +675,16 @@ def test_report_defaults_to_the_study_files_report_path(resumable):
     assert out.strip() == f"report: {expected}" and expected.is_file()
 
 
-@pytest.mark.parametrize("case", ["missing file", "unknown study", "no finished trial"])
+@pytest.mark.parametrize(
+    "case", ["missing file", "unknown study", "no finished trial", "output is a folder"]
+)
 def test_report_errors_are_one_line_and_write_nothing(resumable, tmp_path, case):
     output = tmp_path / "never.html"
     args = ["report", resumable, "-o", output]
-    if case == "missing file":
+    if case == "output is a folder":
+        args = ["report", resumable, "-o", tmp_path]
+        expected = "is a folder"
+    elif case == "missing file":
         args += ["--storage", storage_url(tmp_path / "absent.db")]
         expected = "does not exist yet"
     elif case == "unknown study":
