@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from optuna_dl import _validation as rules
 from optuna_dl.callbacks import EpochRecord
+from optuna_dl.nn import kernels
 from optuna_dl.nn.activations import ACTIVATIONS
 from optuna_dl.nn.losses import log_softmax, softmax_cross_entropy
 from optuna_dl.nn.network import Network
@@ -404,7 +405,7 @@ class DeepNetClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             for start, stop in batches:
                 batch = order[start:stop]
                 m = batch.size
-                X_batch = np.take(X, batch, axis=0, out=batch_buffer[:m])
+                X_batch = kernels.take_rows(X, batch, batch_buffer[:m])
                 logits = network.forward(X_batch, training=True)
                 loss, dlogits = softmax_cross_entropy(logits, y[batch])
                 network.backward(dlogits)

@@ -7,11 +7,14 @@ exactly where the kernel performs the very operations of the reference.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
-from optuna_dl.nn import kernels
+from optuna_dl.nn import ACTIVATIONS, Network, kernels, softmax_cross_entropy
 from optuna_dl.nn.kernels._flags import JIT_OPTIONS
+from optuna_dl.nn.layers import BatchNorm, Dropout
 from optuna_dl.nn.optimizers import make_optimizer
 
 numba = pytest.importorskip("numba")
@@ -140,3 +143,145 @@ def test_a_nan_gradient_gives_nan_parameters_under_fast_math(name):
     assert np.isnan(param[7])
     assert not np.isfinite(param[9])
     assert np.isfinite(np.delete(param, [7, 9])).all()
+
+
+def random_network(activation: str, dtype, dropout: float = 0.0, seed: int = 0) -> Network:
+    rng = np.random.default_rng(seed)
+    network = Network(
+        12,
+        5,
+        [16, 9],
+        activation=activation,
+        batch_norm=True,
+        dropout=dropout,
+        rng=rng,
+        dtype=np.dtype(dtype),
+    )
+    for param in network.params:  # gamma off 1, beta off 0: every term counts
+        param += (0.3 * rng.standard_normal(param.shape)).astype(dtype)
+    return network
+
+
+def training_step(network: Network, X: np.ndarray, y: np.ndarray, backend: str):
+    """Logits, loss, gradient, moving averages of one forward/backward under ``backend``."""
+    network = copy.deepcopy(network)
+    with kernels.use_backend(backend):
+        logits = network.forward(X, training=True)
+        loss, dlogits = softmax_cross_entropy(logits.copy(), y)
+        network.backward(dlogits.copy())
+    return logits, loss, dlogits, network.flat_grads.copy(), network.buffers
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_fused_batchnorm_activation_matches_the_layers(activation, dtype):
+    network = random_network(activation, dtype)
+    rng = np.random.default_rng(1)
+    X = rng.normal(1.0, 2.0, (33, 12)).astype(dtype)
+    y = rng.integers(0, 5, 33)
+    X_before = X.copy()
+    got = training_step(network, X, y, "numba")
+    expected = training_step(network, X, y, "numpy")
+    np.testing.assert_array_equal(X, X_before)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12  # float32: after three layers
+    for g, e in zip(got[:3], expected[:3]):
+        assert np.asarray(g).dtype == np.asarray(e).dtype
+        np.testing.assert_allclose(g, e, rtol=tolerance, atol=tolerance)
+    assert got[3].dtype == dtype
+    np.testing.assert_allclose(got[3], expected[3], rtol=tolerance, atol=tolerance)
+    for g, e in zip(got[4], expected[4]):  # moving mean and variance
+        np.testing.assert_allclose(g, e, rtol=tolerance, atol=tolerance)
+
+
+def test_the_fused_pass_is_used_and_compiled_for_float32_only():
+    network = random_network("relu", np.float32)
+    X = np.random.default_rng(2).standard_normal((8, 12)).astype(np.float32)
+    network.forward(X, training=True)
+    assert all(layer.fused_pending for layer in network.layers if isinstance(layer, BatchNorm))
+    for kernel in (kernels._batchnorm.forward, kernels._softmax.softmax_cross_entropy):
+        float32 = [s for s in kernel.signatures if str(s[0].dtype) == "float32"]
+        assert float32 and all("float64" not in str(arg) for s in float32 for arg in s), (
+            kernel.signatures
+        )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_softmax_cross_entropy_matches_the_reference(dtype):
+    rng = np.random.default_rng(3)
+    logits = (rng.standard_normal((40, 7)) * 5).astype(dtype)
+    logits[0] = [1e4, -1e4, 0, 3, 1e4, 2, 1]  # log-sum-exp must not overflow
+    y = rng.integers(0, 7, 40)
+    (loss, dlogits), (logits_after, _) = run("numba", softmax_cross_entropy, logits, y)
+    (expected_loss, expected), _ = run("numpy", softmax_cross_entropy, logits, y)
+    np.testing.assert_array_equal(logits_after, logits)  # the input is left alone
+    assert dlogits.dtype == dtype and isinstance(loss, float)
+    assert loss == pytest.approx(expected_loss, rel=TOLERANCE[dtype])
+    np.testing.assert_allclose(dlogits, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    np.testing.assert_allclose(dlogits.sum(axis=1), 0, atol=10 * TOLERANCE[dtype])
+
+
+def test_fused_softmax_cross_entropy_rejects_a_label_out_of_range():
+    logits = np.zeros((4, 3), np.float32)
+    with pytest.raises(IndexError):
+        softmax_cross_entropy(logits, np.array([0, 1, 3, 2]))
+    with pytest.raises(IndexError):
+        softmax_cross_entropy(logits, np.array([0, -1, 1, 2]))
+
+
+def test_nan_logits_give_a_nan_loss_under_fast_math():
+    logits = np.ones((4, 3), np.float32)
+    logits[2, 1] = np.nan
+    loss, dlogits = softmax_cross_entropy(logits, np.array([0, 1, 2, 0]))
+    assert np.isnan(loss) and np.isnan(dlogits[2]).all()
+    assert np.isfinite(np.delete(dlogits, 2, axis=0)).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES + [np.int64])
+def test_take_rows_matches_np_take(dtype):
+    rng = np.random.default_rng(4)
+    X = (rng.standard_normal((50, 6)) * 10).astype(dtype)
+    rows = rng.permutation(50)[:17]
+    out = np.empty((17, 6), dtype)
+    got = kernels.take_rows(X, rows, out)
+    assert got is out
+    np.testing.assert_array_equal(got, X[rows])  # a copy: exact
+    with pytest.raises(IndexError):
+        kernels.take_rows(X, np.array([0, 50]), out[:2])
+
+
+def test_take_rows_falls_back_for_fortran_ordered_data():
+    X = np.asfortranarray(np.arange(20.0).reshape(5, 4))
+    out = np.empty((2, 4))
+    np.testing.assert_array_equal(kernels.take_rows(X, np.array([4, 1]), out), X[[4, 1]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_dropout_draws_the_reference_masks(dtype):
+    x = np.random.default_rng(5).standard_normal((30, 8)).astype(dtype)
+    results = []
+    for backend in ("numpy", "numba"):
+        layer = Dropout(0.35, np.random.default_rng(6))
+        with kernels.use_backend(backend):
+            out = layer.forward(x, training=True)
+            mask = layer._mask.copy()
+            dx = layer.backward(np.ones_like(x))
+        results.append((out, mask, dx))
+    (out, mask, dx), (fused_out, fused_mask, fused_dx) = results
+    assert (mask == 0).any() and fused_out.dtype == dtype and fused_mask.dtype == dtype
+    np.testing.assert_array_equal(fused_mask, mask)  # the same draws and operations
+    np.testing.assert_array_equal(fused_out, out)
+    np.testing.assert_array_equal(fused_dx, dx)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_fused_inference_matches_the_numpy_inference(activation, dtype):
+    network = random_network(activation, dtype)
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        network.forward(rng.normal(1.0, 2.0, (32, 12)).astype(dtype), training=True)
+    X = rng.normal(1.0, 2.0, (70, 12)).astype(dtype)
+    got, _ = run("numba", network.infer, X)
+    expected, _ = run("numpy", network.infer, X)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])

@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from optuna_dl.nn.kernels._flags import JIT_OPTIONS
+from optuna_dl.nn.kernels._flags import FASTMATH, JIT_OPTIONS
+
+# Without "reassoc": it would turn (x - max) - log_sum into x - (max + log_sum), which
+# loses the digits of log_sum when the logits are large (1e4 in float32).
+OPTIONS = {**JIT_OPTIONS, "fastmath": set(FASTMATH - {"reassoc"})}
 
 
-@njit(**JIT_OPTIONS)
+@njit(**OPTIONS)
 def softmax_cross_entropy(logits, y, dlogits):
     """Fill ``dlogits`` and return the summed (not yet averaged) loss.
 
@@ -31,12 +35,12 @@ def softmax_cross_entropy(logits, y, dlogits):
                 top = logits[i, j]
         s = logits.dtype.type(0)
         for j in range(k):
-            s += np.exp(logits[i, j] - top)
+            shifted = logits[i, j] - top
+            dlogits[i, j] = shifted
+            s += np.exp(shifted)
         log_sum = np.log(s)
+        total -= np.float64(dlogits[i, label] - log_sum)
         for j in range(k):
-            log_p = logits[i, j] - top - log_sum
-            dlogits[i, j] = np.exp(log_p) * inv_m
-        log_p_label = logits[i, label] - top - log_sum
+            dlogits[i, j] = np.exp(dlogits[i, j] - log_sum) * inv_m
         dlogits[i, label] -= inv_m
-        total -= np.float64(log_p_label)
     return total
