@@ -183,7 +183,7 @@ BACKEND_PARAMS = [
     "numpy",
     pytest.param(
         "numba",
-        marks=pytest.mark.skipif(not kernels.NUMBA_AVAILABLE, reason="numba is not installed"),
+        marks=pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed"),
     ),
 ]
 

@@ -27,7 +27,7 @@ def data():
     return X.astype(np.float32), y
 
 
-@pytest.mark.skipif(not kernels.NUMBA_AVAILABLE, reason="numba is not installed")
+@pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed")
 @pytest.mark.parametrize(
     "extra",
     [{}, {"optimizer": "momentum", "dropout": 0.2, "activation": "tanh", "l2": 1e-3}],
@@ -51,8 +51,8 @@ def test_the_environment_variable_selects_numpy_and_both_train_the_same_weights(
     environment = {**os.environ, "OPTUNA_DL_KERNELS": "numpy"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", script], env=environment, cwd=root, check=True)
-    assert kernels.BACKEND == "numba"
-    model = DeepNetClassifier(**PARAMS, **extra).fit(*data())
+    with kernels.use_backend("numba"):
+        model = DeepNetClassifier(**PARAMS, **extra).fit(*data())
     with np.load(path) as saved:
         reference = [saved[f"arr_{i}"] for i in range(len(model.network_.state_arrays()))]
         proba = saved["proba"]

@@ -177,8 +177,8 @@ class BatchNorm(Layer):
         """Whether ``forward_activation(z, activation)`` runs a fused kernel."""
         return (
             z.ndim == 2
-            and kernels.activation_code(activation) is not None
             and kernels.fusable(z, self.gamma, self.beta)
+            and kernels.activation_code(activation) is not None
         )
 
     def forward_activation(self, z: np.ndarray, activation: str) -> np.ndarray:

@@ -18,6 +18,7 @@ from optuna_dl.nn.layers import BatchNorm, Dropout
 from optuna_dl.nn.optimizers import make_optimizer
 
 numba = pytest.importorskip("numba")
+_compiled = pytest.importorskip("optuna_dl.nn.kernels._compiled")
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: 2e-6, np.float64: 1e-12}
@@ -47,9 +48,29 @@ def optimizer_steps(name: str, backend: str, dtype, steps: int = 5, grad_scale: 
     return param, optimizer
 
 
-def test_the_backend_is_numba_by_default_here():
-    # numba is installed in this environment and OPTUNA_DL_KERNELS is unset or "numba".
-    assert kernels.BACKEND == "numba"
+@pytest.fixture(autouse=True)
+def numba_backend():
+    """Every test here starts on the numba backend, whatever OPTUNA_DL_KERNELS says."""
+    with kernels.use_backend("numba"):
+        yield
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, "numba"), ("", "numba"), ("numba", "numba"), ("numpy", "numpy"), (" NumPy ", "numpy")],
+)
+def test_the_environment_variable_chooses_the_backend(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv(kernels.ENVIRONMENT_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(kernels.ENVIRONMENT_VARIABLE, value)
+    assert kernels._backend_from_environment() == expected
+
+
+def test_an_unknown_environment_value_is_an_error(monkeypatch):
+    monkeypatch.setenv(kernels.ENVIRONMENT_VARIABLE, "cuda")
+    with pytest.raises(ValueError, match="OPTUNA_DL_KERNELS must be one of"):
+        kernels._backend_from_environment()
 
 
 def test_use_backend_switches_and_restores():
@@ -61,6 +82,7 @@ def test_use_backend_switches_and_restores():
     with pytest.raises(ValueError, match="backend must be one of"):
         with kernels.use_backend("cuda"):
             pass
+    assert kernels.BACKEND == "numba"
 
 
 def test_only_contiguous_float_arrays_of_one_dtype_are_fusable():
@@ -128,7 +150,7 @@ def test_optimizer_kernels_stay_float32_and_vectorize(name):
     n_arrays = {"sgd": 2, "momentum": 3, "rmsprop": 3, "adam": 4}[name]
     n_scalars = {"sgd": 1, "momentum": 2, "rmsprop": 3, "adam": 4}[name]
     args = [param.copy() for _ in range(n_arrays)] + [np.float32(0.1)] * n_scalars
-    ir = float32_ir(getattr(kernels._optimizers, name), *args)
+    ir = float32_ir(getattr(_compiled._optimizers, name), *args)
     assert not promotes_to_float64(ir)
     assert " x float>" in ir  # the loop runs on SIMD vectors of float32
 
@@ -198,7 +220,7 @@ def test_the_fused_pass_is_used_and_compiled_for_float32_only():
     X = np.random.default_rng(2).standard_normal((8, 12)).astype(np.float32)
     network.forward(X, training=True)
     assert all(layer.fused_pending for layer in network.layers if isinstance(layer, BatchNorm))
-    for kernel in (kernels._batchnorm.forward, kernels._softmax.softmax_cross_entropy):
+    for kernel in (_compiled._batchnorm.forward, _compiled._softmax.softmax_cross_entropy):
         float32 = [s for s in kernel.signatures if str(s[0].dtype) == "float32"]
         assert float32 and all("float64" not in str(arg) for s in float32 for arg in s), (
             kernel.signatures

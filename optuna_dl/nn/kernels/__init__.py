@@ -18,9 +18,11 @@ call.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 import numpy as np
 
@@ -28,24 +30,23 @@ from optuna_dl.nn.activations import LEAKY_RELU_SLOPE
 
 ENVIRONMENT_VARIABLE = "OPTUNA_DL_KERNELS"
 BACKENDS = ("numba", "numpy")
-
-try:
-    import numba  # noqa: F401
-except ImportError:  # numba is missing (or cannot load): the NumPy reference runs
-    NUMBA_AVAILABLE = False
-else:
-    NUMBA_AVAILABLE = True
-    from optuna_dl.nn.kernels import (
-        _activation,
-        _batchnorm,
-        _dropout,
-        _gather,
-        _inference,
-        _optimizers,
-        _softmax,
-    )
-
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+# The kernel modules (``_compiled``), imported with numba only once the numba backend
+# is selected, so that OPTUNA_DL_KERNELS=numpy never pays for importing numba.
+_compiled: ModuleType | None = None
+
+
+def _load_kernels() -> bool:
+    """Import the kernel modules; False if numba cannot be imported."""
+    global _compiled
+    if _compiled is None:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            return False
+        _compiled = importlib.import_module(f"{__name__}._compiled")
+    return True
 
 
 def _backend_from_environment() -> str:
@@ -54,13 +55,19 @@ def _backend_from_environment() -> str:
         raise ValueError(
             f"{ENVIRONMENT_VARIABLE} must be one of {BACKENDS} or unset, got {requested!r}"
         )
-    if requested == "numpy" or not NUMBA_AVAILABLE:
+    if requested == "numpy":
         return "numpy"
-    return "numba"
+    # numba missing (or unable to load): the NumPy reference runs, silently.
+    return "numba" if _load_kernels() else "numpy"
 
 
 #: The backend in use: "numba" or "numpy".
 BACKEND = _backend_from_environment()
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported (importing the kernels if it can)."""
+    return _load_kernels()
 
 
 @contextmanager
@@ -82,7 +89,7 @@ def use_backend(name: str) -> Iterator[None]:
     global BACKEND
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    if name == "numba" and not NUMBA_AVAILABLE:
+    if name == "numba" and not numba_available():
         raise RuntimeError("the numba backend needs numba installed")
     previous, BACKEND = BACKEND, name
     try:
@@ -102,7 +109,7 @@ def fusable(*arrays: np.ndarray) -> bool:
 
 def activation_code(name: str) -> int | None:
     """The kernels' code of the activation ``name``, or None if no kernel has it."""
-    return _activation.CODES.get(name) if NUMBA_AVAILABLE else None
+    return _compiled._activation.CODES.get(name) if _compiled is not None else None
 
 
 def _leaky_slope(dtype: np.dtype) -> np.generic:
@@ -115,7 +122,7 @@ def _leaky_slope(dtype: np.dtype) -> np.generic:
 def sgd_step(param: np.ndarray, grad: np.ndarray, learning_rate: float) -> None:
     """SGD step in place (see ``optuna_dl.nn.optimizers.SGD``)."""
     t = param.dtype.type
-    _optimizers.sgd(param.reshape(-1), grad.reshape(-1), t(learning_rate))
+    _compiled._optimizers.sgd(param.reshape(-1), grad.reshape(-1), t(learning_rate))
 
 
 def momentum_step(
@@ -123,7 +130,7 @@ def momentum_step(
 ) -> None:
     """Momentum step in place (see ``optuna_dl.nn.optimizers.Momentum``)."""
     t = param.dtype.type
-    _optimizers.momentum(
+    _compiled._optimizers.momentum(
         param.reshape(-1), grad.reshape(-1), velocity.reshape(-1), t(1.0 - beta), t(learning_rate)
     )
 
@@ -138,7 +145,7 @@ def rmsprop_step(
 ) -> None:
     """RMSprop step in place (see ``optuna_dl.nn.optimizers.RMSprop``)."""
     t = param.dtype.type
-    _optimizers.rmsprop(
+    _compiled._optimizers.rmsprop(
         param.reshape(-1),
         grad.reshape(-1),
         square_average.reshape(-1),
@@ -161,7 +168,7 @@ def adam_step(
     """Adam step in place, bias correction folded into ``epsilon_hat`` and ``step_size``
     (see ``optuna_dl.nn.optimizers.Adam``)."""
     t = param.dtype.type
-    _optimizers.adam(
+    _compiled._optimizers.adam(
         param.reshape(-1),
         grad.reshape(-1),
         first.reshape(-1),
@@ -192,7 +199,7 @@ def batchnorm_activation_forward(
     n = z.shape[1]
     xhat = np.empty_like(z)
     mean, var, inv_std = (np.empty(n, dtype=z.dtype) for _ in range(3))
-    _batchnorm.forward(
+    _compiled._batchnorm.forward(
         z, gamma, beta, t(eps), code, _leaky_slope(z.dtype), xhat, mean, var, inv_std
     )
     return xhat, mean, var, inv_std
@@ -211,14 +218,16 @@ def batchnorm_activation_backward(
     """Gradient at the batch-norm input from ``da``, the gradient at the activation's
     output ``a``; fills ``dgamma`` and ``dbeta``. ``da`` and ``xhat`` are overwritten;
     the result is ``xhat``'s memory."""
-    _batchnorm.backward(da, a, xhat, gamma, inv_std, code, _leaky_slope(da.dtype), dgamma, dbeta)
+    _compiled._batchnorm.backward(
+        da, a, xhat, gamma, inv_std, code, _leaky_slope(da.dtype), dgamma, dbeta
+    )
     return xhat
 
 
 def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Fused ``optuna_dl.nn.losses.softmax_cross_entropy`` (same contract)."""
     dlogits = np.empty_like(logits)
-    total = _softmax.softmax_cross_entropy(logits, np.ascontiguousarray(y), dlogits)
+    total = _compiled._softmax.softmax_cross_entropy(logits, np.ascontiguousarray(y), dlogits)
     return total / logits.shape[0], dlogits
 
 
@@ -237,7 +246,7 @@ def take_rows(X: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         The gathered rows.
     """
     if fusable(X, out) and X.ndim == 2 and rows.ndim == 1 and rows.dtype.kind in "iu":
-        _gather.take_rows(X, rows, out)
+        _compiled._gather.take_rows(X, rows, out)
         return out
     return np.take(X, rows, axis=0, out=out)
 
@@ -249,7 +258,7 @@ def dropout_forward(
     ``mask = (uniform < keep) / keep`` in ``x``'s dtype."""
     mask = np.empty_like(x)
     out = np.empty_like(x)
-    _dropout.dropout(x, uniform, np.float32(keep), x.dtype.type(1.0 / keep), mask, out)
+    _compiled._dropout.dropout(x, uniform, np.float32(keep), x.dtype.type(1.0 / keep), mask, out)
     return out, mask
 
 
@@ -261,5 +270,5 @@ def bias_activation(z: np.ndarray, b: np.ndarray | None, activation: str | None)
     code = -1 if activation is None else activation_code(activation)
     if code is None:
         return False
-    _inference.bias_activation(z, b, code, _leaky_slope(z.dtype))
+    _compiled._inference.bias_activation(z, b, code, _leaky_slope(z.dtype))
     return True
