@@ -198,7 +198,8 @@ class BatchNorm(Layer):
     @property
     def fused_pending(self) -> bool:
         """Whether the last forward was ``forward_activation`` and awaits its backward."""
-        return self._xhat is not None
+        # getattr: a BatchNorm pickled before fusion existed has no _xhat.
+        return getattr(self, "_xhat", None) is not None
 
     def backward_activation(self, da: np.ndarray) -> np.ndarray:
         """Gradient at the batch-norm input from ``da``, the gradient at the fused

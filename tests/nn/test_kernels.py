@@ -215,6 +215,17 @@ def test_fused_batchnorm_activation_matches_the_layers(activation, dtype):
         np.testing.assert_allclose(g, e, rtol=tolerance, atol=tolerance)
 
 
+def test_a_batchnorm_pickled_before_fusion_still_trains(backend):
+    network = random_network("relu", np.float32)
+    for layer in network.layers:
+        if isinstance(layer, BatchNorm):
+            del layer._xhat, layer._a, layer._code  # as in an older pickle
+    X = np.random.default_rng(8).standard_normal((8, 12)).astype(np.float32)
+    _, dlogits = softmax_cross_entropy(network.forward(X, training=True), np.arange(8) % 5)
+    network.backward(dlogits)
+    assert np.isfinite(network.flat_grads).all() and network.flat_grads.any()
+
+
 def test_the_fused_pass_is_used_and_compiled_for_float32_only():
     network = random_network("relu", np.float32)
     X = np.random.default_rng(2).standard_normal((8, 12)).astype(np.float32)
@@ -271,8 +282,9 @@ def test_take_rows_matches_np_take(dtype):
         kernels.take_rows(X, np.array([0, 50]), out[:2])
 
 
-def test_take_rows_falls_back_for_fortran_ordered_data():
+def test_take_rows_falls_back_to_np_take_for_fortran_ordered_data():
     X = np.asfortranarray(np.arange(20.0).reshape(5, 4))
+    assert not kernels.fusable(X)
     out = np.empty((2, 4))
     np.testing.assert_array_equal(kernels.take_rows(X, np.array([4, 1]), out), X[[4, 1]])
 
