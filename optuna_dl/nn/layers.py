@@ -141,7 +141,7 @@ class BatchNorm(Layer):
         # Set by forward_activation, for backward_activation.
         self._xhat: np.ndarray | None = None
         self._a: np.ndarray | None = None
-        self._code: int | None = None
+        self._activation: str | None = None
 
     def forward(self, z: np.ndarray, training: bool) -> np.ndarray:
         if training:
@@ -183,16 +183,17 @@ class BatchNorm(Layer):
 
     def forward_activation(self, z: np.ndarray, activation: str) -> np.ndarray:
         """Training forward pass followed by the activation ``activation``, fused into
-        one kernel (check ``fuses_with`` first); overwrites ``z`` with the result.
+        one kernel (tanh and sigmoid: the kernel, then NumPy's activation; check
+        ``fuses_with`` first); overwrites ``z`` with the result.
 
         ``backward_activation`` then back-propagates through both.
         """
-        code = kernels.activation_code(activation)
         xhat, mean, var, inv_std = kernels.batchnorm_activation_forward(
-            z, self.gamma, self.beta, self.eps, code
+            z, self.gamma, self.beta, self.eps, activation
         )
         self._update_moving_averages(mean, var)
-        self._xhat, self._inv_std, self._a, self._code = xhat, inv_std, z, code
+        self._xhat, self._inv_std, self._a = xhat, inv_std, z
+        self._activation = activation
         return z
 
     @property
@@ -211,7 +212,7 @@ class BatchNorm(Layer):
             self._xhat,
             self.gamma,
             self._inv_std,
-            self._code,
+            self._activation,
             self.dgamma,
             self.dbeta,
         )

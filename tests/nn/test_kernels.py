@@ -219,7 +219,7 @@ def test_a_batchnorm_pickled_before_fusion_still_trains(backend):
     network = random_network("relu", np.float32)
     for layer in network.layers:
         if isinstance(layer, BatchNorm):
-            del layer._xhat, layer._a, layer._code  # as in an older pickle
+            del layer._xhat, layer._a, layer._activation  # as in an older pickle
     X = np.random.default_rng(8).standard_normal((8, 12)).astype(np.float32)
     _, dlogits = softmax_cross_entropy(network.forward(X, training=True), np.arange(8) % 5)
     network.backward(dlogits)

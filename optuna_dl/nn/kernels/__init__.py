@@ -26,7 +26,7 @@ from types import ModuleType
 
 import numpy as np
 
-from optuna_dl.nn.activations import LEAKY_RELU_SLOPE
+from optuna_dl.nn.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
 
 ENVIRONMENT_VARIABLE = "OPTUNA_DL_KERNELS"
 BACKENDS = ("numba", "numpy")
@@ -184,9 +184,12 @@ def adam_step(
 
 
 def batchnorm_activation_forward(
-    z: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, code: int
+    z: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, activation: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Training-mode batch norm followed by activation ``code``, written over ``z``.
+    """Training-mode batch norm followed by ``activation``, written over ``z``.
+
+    tanh and sigmoid are applied by NumPy after the kernel (its SIMD loops beat a
+    compiled scalar call per element); the other activations inside the kernel.
 
     Returns
     -------
@@ -195,6 +198,9 @@ def batchnorm_activation_forward(
     mean, var, inv_std : ndarray of shape (z.shape[1],)
         Batch mean, biased variance and ``1 / sqrt(var + eps)``.
     """
+    kernel_module = _compiled._activation
+    numpy_forward = activation in kernel_module.NUMPY_FORWARD
+    code = kernel_module.IDENTITY if numpy_forward else kernel_module.CODES[activation]
     t = z.dtype.type
     n = z.shape[1]
     xhat = np.empty_like(z)
@@ -202,6 +208,8 @@ def batchnorm_activation_forward(
     _compiled._batchnorm.forward(
         z, gamma, beta, t(eps), code, _leaky_slope(z.dtype), xhat, mean, var, inv_std
     )
+    if numpy_forward:
+        ACTIVATIONS[activation](z)
     return xhat, mean, var, inv_std
 
 
@@ -211,13 +219,14 @@ def batchnorm_activation_backward(
     xhat: np.ndarray,
     gamma: np.ndarray,
     inv_std: np.ndarray,
-    code: int,
+    activation: str,
     dgamma: np.ndarray,
     dbeta: np.ndarray,
 ) -> np.ndarray:
-    """Gradient at the batch-norm input from ``da``, the gradient at the activation's
-    output ``a``; fills ``dgamma`` and ``dbeta``. ``da`` and ``xhat`` are overwritten;
-    the result is ``xhat``'s memory."""
+    """Gradient at the batch-norm input from ``da``, the gradient at the output ``a``
+    of ``activation``; fills ``dgamma`` and ``dbeta``. ``da`` and ``xhat`` are
+    overwritten; the result is ``xhat``'s memory."""
+    code = _compiled._activation.CODES[activation]
     _compiled._batchnorm.backward(
         da, a, xhat, gamma, inv_std, code, _leaky_slope(da.dtype), dgamma, dbeta
     )
@@ -264,11 +273,18 @@ def dropout_forward(
 
 def bias_activation(z: np.ndarray, b: np.ndarray | None, activation: str | None) -> bool:
     """``z = g(z + b)`` in place through a kernel; False (nothing done) when no kernel
-    applies, e.g. without a bias or for an activation no kernel has."""
+    applies: no bias, an activation without a kernel, or tanh and sigmoid, which NumPy
+    computes faster (see ``batchnorm_activation_forward``)."""
     if b is None or not fusable(z, b):
         return False
-    code = -1 if activation is None else activation_code(activation)
-    if code is None:
+    kernel_module = _compiled._activation
+    if activation is None:
+        code = kernel_module.IDENTITY
+    elif activation in kernel_module.NUMPY_FORWARD:
         return False
+    else:
+        code = kernel_module.CODES.get(activation)
+        if code is None:
+            return False
     _compiled._inference.bias_activation(z, b, code, _leaky_slope(z.dtype))
     return True

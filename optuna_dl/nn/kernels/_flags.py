@@ -1,7 +1,10 @@
 """Compiler flags shared by every kernel.
 
-numba's on-disk cache is keyed by the timestamp of the file that defines a kernel, not
-by this one: after changing a flag here, delete ``kernels/__pycache__``.
+numba's on-disk cache is keyed by the timestamp of the file that defines a kernel,
+not of the files it uses: after changing a flag here or a function of
+``_activation.py`` (inlined into other kernels), delete the ``*.nbi``/``*.nbc`` files in
+``kernels/__pycache__``, or the old machine code keeps running. (An install or upgrade
+rewrites every file, so users never meet this.)
 """
 
 from __future__ import annotations

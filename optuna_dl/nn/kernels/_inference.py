@@ -10,10 +10,9 @@ from optuna_dl.nn.kernels._flags import JIT_OPTIONS
 
 @njit(**JIT_OPTIONS)
 def bias_activation(z, b, code, slope):
-    """``z = g(z + b)`` in place (``code`` < 0: no activation)."""
+    """``z = g(z + b)`` in place (``IDENTITY``: ``z = z + b``)."""
     one = b.dtype.type(1)
     half = b.dtype.type(0.5)
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
-            v = z[i, j] + b[j]
-            z[i, j] = activate(v, code, slope, one, half) if code >= 0 else v
+            z[i, j] = activate(z[i, j] + b[j], code, slope, one, half)
