@@ -1,8 +1,10 @@
 """Training speed of DeepNetClassifier beside scikit-learn's MLPClassifier and PyTorch.
 
-Every implementation trains the same network (2 hidden layers of 256 ReLU units, batch
-128, Adam at 1e-3, a fixed number of epochs) on the same data, each in its own process,
-all in one run of this script:
+DeepNetClassifier runs twice: "optuna-dl" with the numba kernels (the default) and
+"optuna-dl-numpy" with the NumPy reference (``OPTUNA_DL_KERNELS=numpy``); "ours/them"
+compares the numba path with each row. Every implementation trains the same network
+(2 hidden layers of 256 ReLU units, batch 128, Adam at 1e-3, a fixed number of epochs)
+on the same data, each in its own process, all in one run of this script:
 
 - W1: scikit-learn's digits, 1437 training samples, 64 features;
 - W2: make_classification(60000, 784, n_informative=100, n_classes=10), standardized,
@@ -11,7 +13,12 @@ all in one run of this script:
 PyTorch is a peer only (``pip install torch==2.13.0``); without it its rows are skipped.
 
     python benchmarks/train_speed.py [--epochs-w1 30] [--epochs-w2 3] [--threads 2]
-                                     [--repeats 3]
+                                     [--repeats 3] [--no-startup] [--no-profile]
+
+Start-up: a first fit (1 epoch of 1024 W2 rows, then predict_proba) in a fresh process
+against the same fit repeated in that process, with numba's cache directory empty
+(cold: every kernel compiles), then filled (warm), and on the NumPy path. Profile:
+seconds per W2 training step spent in each pass, on both paths, one thread.
 
 Peak memory is the child's VmHWM at the end of training (whole process: interpreter,
 libraries and data); "train MB" is its growth during training.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-IMPLEMENTATIONS = ("optuna-dl", "sklearn-mlp", "pytorch")
+IMPLEMENTATIONS = ("optuna-dl", "optuna-dl-numpy", "sklearn-mlp", "pytorch")
+# Environment of each implementation's child process.
+ENVIRONMENTS = {"optuna-dl": {"OPTUNA_DL_KERNELS": "numba"}}
+ENVIRONMENTS["optuna-dl-numpy"] = {"OPTUNA_DL_KERNELS": "numpy"}
 HIDDEN = 256
 BATCH = 128
 PREDICT_ROWS = 100_000
@@ -109,9 +120,14 @@ def measure_estimator(model, data):
 
 
 def run_optuna_dl(data, epochs, threads):
+    import os
+
     from threadpoolctl import threadpool_limits
 
     from optuna_dl import DeepNetClassifier
+    from optuna_dl.nn import kernels
+
+    assert kernels.BACKEND == os.environ["OPTUNA_DL_KERNELS"], kernels.BACKEND
 
     model = DeepNetClassifier(
         n_layers=2,
@@ -194,7 +210,89 @@ def run_pytorch(data, epochs, threads):
     return fit_seconds, accuracy, predict_seconds, fit_peak
 
 
-RUNNERS = {"optuna-dl": run_optuna_dl, "sklearn-mlp": run_sklearn, "pytorch": run_pytorch}
+RUNNERS = {
+    "optuna-dl": run_optuna_dl,
+    "optuna-dl-numpy": run_optuna_dl,
+    "sklearn-mlp": run_sklearn,
+    "pytorch": run_pytorch,
+}
+
+
+def startup_child() -> None:
+    """First and second fit in this process (see the module docstring)."""
+    start = time.perf_counter()
+    from optuna_dl import DeepNetClassifier
+    from optuna_dl.nn import kernels
+
+    imported = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1024, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 1024)
+
+    def fit() -> float:
+        start = time.perf_counter()
+        model = DeepNetClassifier(n_layers=2, n_units=HIDDEN, max_epochs=1, random_state=0)
+        model.fit(X, y).predict_proba(X)
+        return time.perf_counter() - start
+
+    first, second = fit(), fit()
+    print(
+        json.dumps(
+            {"backend": kernels.BACKEND, "import": imported, "first": first, "second": second}
+        )
+    )
+
+
+def profile_child(steps: int = 200) -> None:
+    """Seconds per W2 training step in each pass, one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+
+    import optuna_dl.nn.losses as losses
+    from optuna_dl.nn import kernels
+    from optuna_dl.nn.network import Network
+    from optuna_dl.nn.optimizers import Adam
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8192, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 8192)
+    network = Network(784, 10, [HIDDEN, HIDDEN], rng=rng)
+    optimizer = Adam()
+    seconds: dict[str, float] = {}
+
+    def timed(key, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            result = function(*args, **kwargs)
+            seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
+            return result
+
+        return wrapper
+
+    for layer in network.layers:
+        kind = type(layer).__name__
+        for method in ("forward", "backward", "forward_activation", "backward_activation"):
+            if hasattr(layer, method):
+                key = f"{kind}.{method}"
+                if method.endswith("_activation"):
+                    key = f"BatchNorm+Activation.{method.split('_')[0]}"
+                setattr(layer, method, timed(key, getattr(layer, method)))
+    gather = timed("gather", kernels.take_rows)
+    loss = timed("softmax cross-entropy", losses.softmax_cross_entropy)
+    update = timed("optimizer (Adam)", optimizer.update)
+    buffer = np.empty((BATCH, 784), np.float32)
+    with threadpool_limits(1):
+        for step in range(steps + 10):
+            if step == 10:  # the first steps compile or warm up
+                seconds.clear()
+                start = time.perf_counter()
+            rows = rng.integers(0, len(X), BATCH)
+            X_batch = gather(X, rows, buffer)
+            _, dlogits = loss(network.forward(X_batch, training=True), y[rows])
+            network.backward(dlogits)
+            update([network.flat_params], [network.flat_grads], 1e-3)
+        total = time.perf_counter() - start
+    seconds["total"] = total
+    print(json.dumps({"backend": kernels.BACKEND, "steps": steps, "seconds": seconds}))
 
 
 def child(args: argparse.Namespace) -> None:
@@ -245,13 +343,23 @@ def main() -> None:
         "--repeats", type=int, default=3, help="runs per implementation; the fastest is kept"
     )
     parser.add_argument("--only", choices=IMPLEMENTATIONS, nargs="*", default=IMPLEMENTATIONS)
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up table")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-pass profile")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.startup_child:
+        startup_child()
+        return
+    if args.profile_child:
+        profile_child()
         return
 
     try:
@@ -261,8 +369,16 @@ def main() -> None:
     except ImportError:
         available = set(IMPLEMENTATIONS) - {"pytorch"}
         print("pytorch not installed (pip install torch==2.13.0): its rows are skipped")
+    print(
+        "The machine may be shared: compare figures within one run only; every row is"
+        " the fastest of --repeats runs.\n"
+    )
     peak = measure_gemm_peak(args.threads)
     print(f"float32 GEMM peak, 2048^3, {args.threads} threads: {peak:.0f} GFLOP/s\n")
+    if not args.no_startup:
+        report_startup()
+    if not args.no_profile:
+        report_profile()
     with tempfile.TemporaryDirectory() as directory:
         paths = make_workloads(Path(directory))
         for workload, epochs in (("W1", args.epochs_w1), ("W2", args.epochs_w2)):
@@ -290,6 +406,7 @@ def main() -> None:
                     check=True,
                     capture_output=True,
                     text=True,
+                    env={**os.environ, **ENVIRONMENTS.get(impl, {})},
                 ).stdout
                 run = json.loads(output.strip().splitlines()[-1])
                 best = results.get(impl)
@@ -298,11 +415,69 @@ def main() -> None:
             report(workload, epochs, results, peak, gemm_flops_per_sample(n_features, n_classes))
 
 
+def _run_child(flag: str, environment: dict[str, str]) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, flag],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **environment},
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def report_startup() -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        runs = [
+            (
+                "numba, empty cache (cold)",
+                {"OPTUNA_DL_KERNELS": "numba", "NUMBA_CACHE_DIR": cache},
+            ),
+            ("numba, warm cache", {"OPTUNA_DL_KERNELS": "numba", "NUMBA_CACHE_DIR": cache}),
+            ("numpy", {"OPTUNA_DL_KERNELS": "numpy"}),
+        ]
+        results = [(name, _run_child("--startup-child", env)) for name, env in runs]
+    print("Start-up: first fit (1 epoch, 1024 W2 rows, predict_proba) in a fresh process")
+    header = f"{'path':<26} {'import s':>8} {'first fit s':>11} {'next fit s':>10} {'added s':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, r in results:
+        print(
+            f"{name:<26} {r['import']:>8.2f} {r['first']:>11.2f} {r['second']:>10.2f} "
+            f"{r['first'] - r['second']:>8.2f}"
+        )
+    print()
+
+
+def report_profile() -> None:
+    results = {
+        backend: _run_child("--profile-child", {"OPTUNA_DL_KERNELS": backend})
+        for backend in ("numba", "numpy")
+    }
+    keys = sorted({k for r in results.values() for k in r["seconds"]} - {"total"})
+    print("Profile: milliseconds per W2 training step (batch 128, Adam), 1 BLAS thread")
+    header = f"{'pass':<32} {'numba ms':>9} {'share':>6} {'numpy ms':>9} {'share':>6}"
+    print(header)
+    print("-" * len(header))
+    for key in [*keys, "total"]:
+        cells = []
+        for backend in ("numba", "numpy"):
+            r = results[backend]
+            value = r["seconds"].get(key)
+            if value is None:
+                cells.append(f"{'-':>9} {'':>6}")
+            else:
+                share = 100 * value / r["seconds"]["total"]
+                cells.append(f"{1e3 * value / r['steps']:>9.3f} {share:>5.0f}%")
+        print(f"{key:<32} {cells[0]} {cells[1]}")
+    print()
+
+
 def report(workload, epochs, results, peak, flops_per_sample) -> None:
     ours = results.get("optuna-dl")
     print(f"{workload}: {epochs} epochs")
     header = (
-        f"{'implementation':<13} {'samples/s':>10} {'epoch s':>8} {'accuracy':>8} "
+        f"{'implementation':<15} {'samples/s':>10} {'epoch s':>8} {'accuracy':>8} "
         f"{'predict 100k s':>14} {'peak MB':>8} {'train MB':>8} {'ours/them':>9}"
     )
     print(header)
@@ -310,16 +485,17 @@ def report(workload, epochs, results, peak, flops_per_sample) -> None:
     for impl, r in results.items():
         ratio = ours["samples_per_second"] / r["samples_per_second"] if ours else float("nan")
         print(
-            f"{impl:<13} {r['samples_per_second']:>10.0f} {r['epoch_seconds']:>8.3f} "
+            f"{impl:<15} {r['samples_per_second']:>10.0f} {r['epoch_seconds']:>8.3f} "
             f"{r['accuracy']:>8.4f} {r['predict_seconds']:>14.3f} {r['peak_mb']:>8.0f} "
             f"{r['training_mb']:>8.0f} {ratio:>9.2f}"
         )
-    if ours:
-        achieved = ours["samples_per_second"] * flops_per_sample / 1e9
-        print(
-            f"optuna-dl GEMM throughput: {achieved:.0f} GFLOP/s = "
-            f"{100 * achieved / peak:.0f} % of the measured peak"
-        )
+    for impl in ("optuna-dl", "optuna-dl-numpy"):
+        if impl in results:
+            achieved = results[impl]["samples_per_second"] * flops_per_sample / 1e9
+            print(
+                f"{impl} GEMM throughput: {achieved:.0f} GFLOP/s = "
+                f"{100 * achieved / peak:.0f} % of the measured peak"
+            )
     print()
 
 

@@ -21,6 +21,7 @@ from optuna_dl._compat import sklearn_callbacks
 from optuna_dl._persistence import ModelState, load_model, save_model
 from optuna_dl._validation import check_sample_weight
 from optuna_dl.callbacks import EpochRecord
+from optuna_dl.nn import kernels
 from optuna_dl.nn.activations import ACTIVATIONS
 from optuna_dl.nn.losses import (
     REGRESSION_LOSSES,
@@ -439,7 +440,7 @@ class _BaseDeepNet(CallbackSupportMixin, BaseEstimator):
         for start, stop in batches:
             batch = order[start:stop]
             m = batch.size
-            X_batch = np.take(X, batch, axis=0, out=batch_buffer[:m])
+            X_batch = kernels.take_rows(X, batch, batch_buffer[:m])
             logits = network.forward(X_batch, training=True)
             loss, dlogits = self._batch_loss(logits, y[batch], row_weights, batch)
             network.backward(dlogits)

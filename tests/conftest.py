@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from optuna_dl.nn import kernels
+
 POSTGRES_ROLE = "optuna_dl"
 
 
@@ -174,3 +176,20 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.remove()
+
+
+# Both kernel backends (optuna_dl.nn.kernels): the NumPy reference and numba.
+BACKEND_PARAMS = [
+    "numpy",
+    pytest.param(
+        "numba",
+        marks=pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed"),
+    ),
+]
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request):
+    """Run the test once with the NumPy reference and once with the numba kernels."""
+    with kernels.use_backend(request.param):
+        yield request.param

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from optuna_dl.nn import kernels
 from optuna_dl.nn.activations import ACTIVATIONS, DERIVATIVES
 from optuna_dl.nn.initializers import INITIALIZERS
 
@@ -137,6 +138,10 @@ class BatchNorm(Layer):
         self.eps = float(eps)
         self._centered: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
+        # Set by forward_activation, for backward_activation.
+        self._xhat: np.ndarray | None = None
+        self._a: np.ndarray | None = None
+        self._activation: str | None = None
 
     def forward(self, z: np.ndarray, training: bool) -> np.ndarray:
         if training:
@@ -151,11 +156,7 @@ class BatchNorm(Layer):
             # Backward needs z_norm = centered * inv_std; keeping the two factors
             # instead saves a pass over the batch here.
             self._centered, self._inv_std = centered, inv_std
-            keep = self.momentum
-            self.running_mean *= keep
-            self.running_mean += (1.0 - keep) * mean
-            self.running_var *= keep
-            self.running_var += (1.0 - keep) * var
+            self._update_moving_averages(mean, var)
             out = centered * (self.gamma * inv_std)
             out += self.beta
             return out
@@ -164,6 +165,59 @@ class BatchNorm(Layer):
         out = z * scale
         out += shift
         return out
+
+    def _update_moving_averages(self, mean: np.ndarray, var: np.ndarray) -> None:
+        keep = self.momentum
+        self.running_mean *= keep
+        self.running_mean += (1.0 - keep) * mean
+        self.running_var *= keep
+        self.running_var += (1.0 - keep) * var
+
+    def fuses_with(self, z: np.ndarray, activation: str) -> bool:
+        """Whether ``forward_activation(z, activation)`` runs a fused kernel."""
+        return (
+            z.ndim == 2
+            and kernels.fusable(z, self.gamma, self.beta)
+            and kernels.activation_code(activation) is not None
+        )
+
+    def forward_activation(self, z: np.ndarray, activation: str) -> np.ndarray:
+        """Training forward pass followed by the activation ``activation``, fused into
+        one kernel (tanh and sigmoid: the kernel, then NumPy's activation; check
+        ``fuses_with`` first); overwrites ``z`` with the result.
+
+        ``backward_activation`` then back-propagates through both.
+        """
+        xhat, mean, var, inv_std = kernels.batchnorm_activation_forward(
+            z, self.gamma, self.beta, self.eps, activation
+        )
+        self._update_moving_averages(mean, var)
+        self._xhat, self._inv_std, self._a = xhat, inv_std, z
+        self._activation = activation
+        return z
+
+    @property
+    def fused_pending(self) -> bool:
+        """Whether the last forward was ``forward_activation`` and awaits its backward."""
+        # getattr: a BatchNorm pickled before fusion existed has no _xhat.
+        return getattr(self, "_xhat", None) is not None
+
+    def backward_activation(self, da: np.ndarray) -> np.ndarray:
+        """Gradient at the batch-norm input from ``da``, the gradient at the fused
+        activation's output; fills ``dgamma`` and ``dbeta`` and overwrites ``da``."""
+        da = np.ascontiguousarray(da)
+        dz = kernels.batchnorm_activation_backward(
+            da,
+            self._a,
+            self._xhat,
+            self.gamma,
+            self._inv_std,
+            self._activation,
+            self.dgamma,
+            self.dbeta,
+        )
+        self._xhat = self._a = self._inv_std = None
+        return dz
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """``dz = gamma * inv_std / m * (m * dout - sum(dout) - z_norm * sum(dout * z_norm))``
@@ -225,7 +279,11 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             return x
         keep = 1.0 - self.rate
-        mask = self.rng.random(x.shape, dtype=np.float32) < keep
+        uniform = self.rng.random(x.shape, dtype=np.float32)
+        if x.ndim == 2 and kernels.fusable(x):
+            out, self._mask = kernels.dropout_forward(x, uniform, keep)
+            return out
+        mask = uniform < keep
         self._mask = mask.astype(x.dtype)
         self._mask *= 1.0 / keep
         # Not in place: the activation before us keeps x for its derivative.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from optuna_dl.nn import kernels
+
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise ``log(softmax(logits))`` through the log-sum-exp trick.
@@ -41,6 +43,8 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
         ``(softmax(logits) - Y) / m`` with ``Y`` the one-hot labels.
     """
     m = logits.shape[0]
+    if m and logits.ndim == 2 and kernels.fusable(logits) and np.asarray(y).dtype.kind in "iu":
+        return kernels.softmax_cross_entropy(logits, np.asarray(y))
     rows = np.arange(m)
     log_probabilities = log_softmax(logits)
     loss = -float(log_probabilities[rows, y].sum(dtype=np.float64)) / m

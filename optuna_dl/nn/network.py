@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from optuna_dl.nn import kernels
 from optuna_dl.nn.activations import ACTIVATIONS
 from optuna_dl.nn.initializers import BATCH_NORM_INITIALIZER, INITIALIZER_FOR_ACTIVATION
 from optuna_dl.nn.layers import Activation, BatchNorm, Dense, Dropout, Layer
@@ -148,10 +149,29 @@ class Network:
         return [dense.dW for dense in self.dense]
 
     def forward(self, X: np.ndarray, training: bool) -> np.ndarray:
-        """Logits for ``X``; ``training`` selects batch statistics and dropout."""
+        """Logits for ``X``; ``training`` selects batch statistics and dropout.
+
+        In training, a batch norm and the activation after it run as one fused kernel
+        when the kernels backend is active (``optuna_dl.nn.kernels``).
+        """
         out = X
-        for layer in self.layers:
+        layers = self.layers
+        fuse = training and kernels.BACKEND == "numba"
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            if (
+                fuse
+                and isinstance(layer, BatchNorm)
+                and isinstance(following, Activation)
+                and layer.fuses_with(out, following.name)
+            ):
+                out = layer.forward_activation(out, following.name)
+                i += 2
+                continue
             out = layer.forward(out, training)
+            i += 1
         return out
 
     def infer(self, X: np.ndarray) -> np.ndarray:
@@ -176,10 +196,12 @@ class Network:
             for (W, b, activation), buffer in zip(plan, [*buffers, None]):
                 target = logits[start:stop] if buffer is None else buffer[: stop - start]
                 np.matmul(out, W, out=target)
-                if b is not None:
-                    target += b
-                if activation is not None:
-                    ACTIVATIONS[activation](target)
+                # The bias and the activation in one fused pass, or in NumPy.
+                if not kernels.bias_activation(target, b, activation):
+                    if b is not None:
+                        target += b
+                    if activation is not None:
+                        ACTIVATIONS[activation](target)
                 out = target
         return logits
 
@@ -211,8 +233,17 @@ class Network:
     def backward(self, dlogits: np.ndarray) -> None:
         """Back-propagate the gradient at the logits, filling ``grads``."""
         dout: np.ndarray | None = dlogits
-        for layer in reversed(self.layers):
+        layers = self.layers
+        i = len(layers) - 1
+        while i >= 0:
+            layer, before = layers[i], layers[i - 1] if i > 0 else None
+            if isinstance(layer, Activation) and isinstance(before, BatchNorm):
+                if before.fused_pending:
+                    dout = before.backward_activation(dout)
+                    i -= 2
+                    continue
             dout = layer.backward(dout)
+            i -= 1
 
     def output_bound(self, input_bound: np.ndarray) -> float:
         """An upper bound of every value computed at inference (hidden layers and

@@ -13,6 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from optuna_dl.nn import kernels
+
 Arrays = list[np.ndarray]
 
 
@@ -75,6 +77,9 @@ class SGD(Optimizer):
     """Plain gradient descent: ``W -= lr * dW``."""
 
     def _update_one(self, i, param, grad, learning_rate, scratch):
+        if kernels.fusable(param, grad):
+            kernels.sgd_step(param, grad, learning_rate)
+            return
         np.multiply(grad, learning_rate, out=scratch)
         param -= scratch
 
@@ -93,6 +98,9 @@ class Momentum(Optimizer):
 
     def _update_one(self, i, param, grad, learning_rate, scratch):
         v = self._state["velocity"][i]
+        if kernels.fusable(param, grad, v):
+            kernels.momentum_step(param, grad, v, self.beta, learning_rate)
+            return
         # v += (1 - beta) * (dW - v)  is  v = beta * v + (1 - beta) * dW
         np.subtract(grad, v, out=scratch)
         scratch *= 1.0 - self.beta
@@ -113,6 +121,9 @@ class RMSprop(Optimizer):
 
     def _update_one(self, i, param, grad, learning_rate, scratch):
         s = self._state["square_average"][i]
+        if kernels.fusable(param, grad, s):
+            kernels.rmsprop_step(param, grad, s, self.beta2, self.epsilon, learning_rate)
+            return
         np.multiply(grad, grad, out=scratch)
         scratch -= s
         scratch *= 1.0 - self.beta2
@@ -152,6 +163,11 @@ class Adam(Optimizer):
         epsilon_hat = self.epsilon * correction2
         first, second = self._state["first_moment"], self._state["second_moment"]
         for param, grad, v, s, scratch in zip(params, grads, first, second, self._scratch):
+            if kernels.fusable(param, grad, v, s):
+                kernels.adam_step(
+                    param, grad, v, s, self.beta1, self.beta2, epsilon_hat, step_size
+                )
+                continue
             np.subtract(grad, v, out=scratch)
             scratch *= 1.0 - self.beta1
             v += scratch
