@@ -50,3 +50,22 @@ def test_tuning_benchmark_quick_run() -> None:
         assert line.split()[-1] in ("yes", "no"), line
     assert "learning curves reproduced" in out
     assert "(seeds: mean held-out accuracy of the best configuration refit" in out
+
+
+def test_regression_benchmark_quick_run() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "regression.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for data in ("diabetes", "friedman1"):
+        for model in ("DeepNetRegressor", "MLPRegressor", "MLPRegressor + scaled y"):
+            row = next((x for x in lines if x.startswith(f"{data:<10} {model:<24}")), None)
+            assert row is not None, (data, model)
+            float(row.split()[-1])  # the ratio column is a number
+    ours = [x for x in lines if "DeepNetRegressor" in x]
+    assert all(x.split()[-1] == "1.00" for x in ours)

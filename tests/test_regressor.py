@@ -300,3 +300,16 @@ def test_bad_loss_is_refused():
     X, y = linear_data(n_samples=60)
     with pytest.raises(ValueError, match=r"parameter 'loss' must be one of 'squared_error'"):
         small(loss="absolute").fit(X, y)
+
+
+def test_a_huber_model_file_keeps_its_loss(tmp_path):
+    X, y = linear_data(n_samples=60)
+    model = small(max_epochs=2, loss="huber").fit(X, y)
+    model.save(tmp_path / "huber.npz")
+    loaded = DeepNetRegressor.load(tmp_path / "huber.npz")
+    assert loaded.loss == "huber"
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    loaded.partial_fit(X, y)
+    model.partial_fit(X, y)
+    for a, b in zip(state(loaded), state(model), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -267,14 +267,12 @@ class Objective:
 
     def _epoch(self, trial: optuna.Trial, fold: _Fold) -> float:
         model = fold.model
+        extra: dict[str, Any] = {} if self.regression else {"classes": self.classes}
+        if fold.w_train is not None:
+            extra["sample_weight"] = fold.w_train
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DivergenceWarning)
-            if self.regression:
-                model.partial_fit(fold.X_train, fold.y_train, sample_weight=fold.w_train)
-            else:
-                model.partial_fit(
-                    fold.X_train, fold.y_train, classes=self.classes, sample_weight=fold.w_train
-                )
+            model.partial_fit(fold.X_train, fold.y_train, **extra)
         diverged = [w for w in caught if issubclass(w.category, DivergenceWarning)]
         for w in caught:
             if not issubclass(w.category, DivergenceWarning):
