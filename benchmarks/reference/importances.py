@@ -4,7 +4,8 @@ Reads ``benchmarks/reference/<problem>.npz`` (written by ``run_reference.py``) a
 computes, with each evaluator the package offers (PED-ANOVA, fANOVA, mean decrease
 in impurity), the importance of every hyperparameter with bootstrap intervals, its
 rank with a rank interval and the share of resamples that rank it first. It writes
-``benchmarks/reference/reference.json`` and prints a table.
+``benchmarks/reference/reference.json`` (the problems of an earlier run that are
+not recomputed are kept) and prints a table.
 
 What is explained, at epoch budget ``k``: the best mean validation score a trial
 reached within its first ``k`` epochs (what the study would have recorded as the
@@ -140,15 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "reference.json")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    command = "python benchmarks/reference/importances.py " + " ".join(argv or sys.argv[1:])
     report: dict[str, Any] = {
-        "command": "python benchmarks/reference/importances.py " + " ".join(argv or sys.argv[1:]),
         "explained": "best mean validation score within the first k epochs (final: the value)",
         "problems": {},
     }
+    if args.out.exists():  # problems computed by an earlier run are kept
+        report["problems"] = json.loads(args.out.read_text())["problems"]
     for problem in args.problems:
         arrays, meta = load(HERE / f"{problem}.npz")
         state = arrays["state"]
         entry: dict[str, Any] = {
+            "command": command,
             "data_file": f"benchmarks/reference/{problem}.npz",
             "study_file": meta["study_file"],
             "sampler": meta["sampler"],
