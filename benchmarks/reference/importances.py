@@ -127,6 +127,66 @@ def summarize(result: ImportanceResult, settings: str) -> dict[str, Any]:
     }
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """Markdown tables of ``reference.json``: per problem, the final-value importances
+    (one column per evaluator) and the ranking at every budget."""
+    lines: list[str] = []
+    for problem, entry in report["problems"].items():
+        final = entry["by_epoch"]["final"]
+        evaluators = list(final)
+        header = " | ".join(
+            f"{e} (n={final[e]['n_trials']}, B={final[e]['n_bootstrap']})" for e in evaluators
+        )
+        lines += [
+            f"\n{problem}, final value: importance [95 % interval], rank [interval], "
+            "share of resamples ranking it first\n"
+        ]
+        lines += [f"| parameter | {header} |", "|---" * (len(evaluators) + 1) + "|"]
+        names = [p["name"] for p in final[evaluators[0]]["params"]]
+        names += [
+            n
+            for e in evaluators
+            for n in (p["name"] for p in final[e]["params"])
+            if n not in names
+        ]
+        names = list(dict.fromkeys(names))
+        for name in names:
+            cells = []
+            for e in evaluators:
+                p = next((q for q in final[e]["params"] if q["name"] == name), None)
+                if p is None:
+                    cells.append("not assessed")
+                    continue
+                low, high = p["interval"]
+                rank_low, rank_high = p["rank_interval"]
+                cells.append(
+                    f"{p['importance']:.2f} [{low:.2f}, {high:.2f}], "
+                    f"{p['rank']:g} [{rank_low:g}, {rank_high:g}], "
+                    f"{p['share_ranked_first']:.0%}"
+                )
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += [f"\n{problem}, ranking by budget (rank interval):\n"]
+        lines += [
+            "| budget | " + " | ".join(evaluators) + " |",
+            "|---" * (len(evaluators) + 1) + "|",
+        ]
+        for label, by_evaluator in entry["by_epoch"].items():
+            cells = []
+            for e in evaluators:
+                if e not in by_evaluator:
+                    cells.append("")
+                    continue
+                cells.append(
+                    ", ".join(
+                        f"{p['name']} [{p['rank_interval'][0]:g}-{p['rank_interval'][1]:g}]"
+                        for p in by_evaluator[e]["params"]
+                    )
+                )
+            budget = "final" if label == "final" else f"{label} epochs"
+            lines.append(f"| {budget} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="+", default=["digits", "breast_cancer"])
@@ -139,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fanova-bootstrap", type=int, default=20)
     parser.add_argument("--fanova-epochs", nargs="+", default=["2", "final"])
     parser.add_argument("--out", type=Path, default=HERE / "reference.json")
+    parser.add_argument(
+        "--table-only", action="store_true", help="print the tables of --out and stop"
+    )
     args = parser.parse_args(argv)
+    if args.table_only:
+        print(markdown(json.loads(args.out.read_text())))
+        return 0
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     command = "python benchmarks/reference/importances.py " + " ".join(argv or sys.argv[1:])
     report: dict[str, Any] = {
@@ -212,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             entry["by_epoch"][label] = by_evaluator
         report["problems"][problem] = entry
     args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(markdown(report))
     print(f"\nwrote {args.out}")
     return 0
 
