@@ -15,8 +15,9 @@ The simulated studies sample at random; the README study samples with TPE, which
 completes more trials (5 to 13 of 40 measured over six seeds).
 
 Candidates: ``completed`` (Optuna's evaluators on the completed trials, what a study
-prints today), ``ped+pruned``, ``rungs`` and ``imputed``
-(:mod:`optuna_dl.analysis.pruning_aware`).
+prints today), ``first rung`` (every trial's score at the earliest pruning step,
+:func:`~optuna_dl.analysis.importance.importances_at_epoch`), ``ped+pruned``,
+``rungs`` and ``imputed`` (:mod:`optuna_dl.analysis.pruning_aware`).
 
 Usage::
 
@@ -45,7 +46,11 @@ from optuna.distributions import (
 )
 from scipy.stats import spearmanr
 
-from optuna_dl.analysis.importance import ImportanceResult, param_importances
+from optuna_dl.analysis.importance import (
+    ImportanceResult,
+    importances_at_epoch,
+    param_importances,
+)
 from optuna_dl.analysis.pruning_aware import (
     imputed_final_importances,
     ped_anova_with_pruned,
@@ -111,6 +116,16 @@ def simulate(
     return study
 
 
+def first_rung(study: optuna.Study) -> int:
+    """The earliest step at which a trial was pruned (1 when none was)."""
+    steps = [
+        max(t.intermediate_values)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+        if t.intermediate_values
+    ]
+    return min(steps, default=1)
+
+
 def agreement(result: ImportanceResult, reference: dict[str, Any]) -> tuple[float, float, float]:
     """Top-1 agreement (1 or 0), whether our top parameter can rank first in the
     reference (its reference rank interval contains 1), and Spearman's rho over the
@@ -146,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     n_trials = config.n_trials
     candidates: dict[str, Callable[[optuna.Study, str], ImportanceResult | None]] = {
         "completed": lambda s, e: param_importances(s, evaluator=e, n_bootstrap=0),
+        "first rung": lambda s, e: importances_at_epoch(
+            s, first_rung(s), evaluator=e, n_bootstrap=0
+        ),
         "ped+pruned": lambda s, e: (
             ped_anova_with_pruned(s, n_bootstrap=0) if e == "ped_anova" else None
         ),
