@@ -56,7 +56,7 @@ from optuna_dl.analysis.pruning_aware import (
     ped_anova_with_pruned,
     rung_weighted_importances,
 )
-from optuna_dl.tuning.config import load_config
+from optuna_dl.runs.config import load_config
 from optuna_dl.tuning.pruning import may_prune
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ from optuna.importance import FanovaImportanceEvaluator
 from optuna.trial import TrialState
 
 from optuna_dl.analysis.importance import ImportanceResult, importances_at_epoch, param_importances
-from optuna_dl.analysis.planted import planted_study
+from optuna_dl.tuning.planted import planted_study
 
 
 def show(label: str, r: ImportanceResult) -> None:

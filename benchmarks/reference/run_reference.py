@@ -42,7 +42,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from optuna_dl.tuning.config import load_config
+from optuna_dl.runs.config import load_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

@@ -42,6 +42,7 @@ from optuna_dl.analysis.importance import (
     importances_at_epoch,
     param_importances,
 )
+from optuna_dl.records import TrialRecord
 
 __all__ = [
     "imputed_final_importances",
@@ -99,7 +100,8 @@ def pruned_order_values(study: optuna.Study) -> dict[int, float]:
             values[t.number] = sign * float(t.value)
             continue
         last = _last_step(t)
-        if last is None or "diverged" in t.user_attrs or not np.isfinite(last[1]):
+        diverged = TrialRecord.from_trial(t).diverged is not None
+        if last is None or diverged or not np.isfinite(last[1]):
             values[t.number] = low - span * (len(steps) + 2)
             continue
         step, score = last
@@ -283,7 +285,8 @@ def imputed_final_values(study: optuna.Study) -> dict[int, float]:
         if t.state != TrialState.PRUNED:
             continue
         last = _last_step(t)
-        if last is None or "diverged" in t.user_attrs or not np.isfinite(last[1]):
+        diverged = TrialRecord.from_trial(t).diverged is not None
+        if last is None or diverged or not np.isfinite(last[1]):
             values[t.number] = worst
             continue
         step, score = last

@@ -17,7 +17,7 @@ from optuna_dl.analysis.importance import (
     importances_at_epoch,
     param_importances,
 )
-from optuna_dl.analysis.planted import PlantedObjective, planted_study, unit_position
+from optuna_dl.tuning.planted import PlantedObjective, planted_study, unit_position
 from optuna_dl.tuning.space import SearchSpace
 
 PLANTED = ("learning_rate_decay", "log2_batch_size")

@@ -9,7 +9,6 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from optuna_dl.analysis.importance import importances_at_epoch, param_importances
-from optuna_dl.analysis.planted import planted_study
 from optuna_dl.analysis.pruning_aware import (
     imputed_final_importances,
     imputed_final_values,
@@ -17,6 +16,7 @@ from optuna_dl.analysis.pruning_aware import (
     pruned_order_values,
     rung_weighted_importances,
 )
+from optuna_dl.tuning.planted import planted_study
 
 from .test_planted import PLANTED, assert_planted_first, evaluator
 

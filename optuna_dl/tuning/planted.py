@@ -32,6 +32,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from optuna_dl.records import TrialRecord
 from optuna_dl.tuning.pruning import may_prune
 from optuna_dl.tuning.space import SearchSpace
 
@@ -209,10 +210,9 @@ class PlantedObjective:
                 if may_prune(pruner, epoch) and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
         finally:
-            trial.set_user_attr("learning_curve", reported)
-            trial.set_user_attr("epochs", len(reported))
+            TrialRecord(learning_curve=reported, epochs=len(reported)).write(trial)
         best = int(np.argmax(reported))
-        trial.set_user_attr("best_epoch", best + 1)
+        TrialRecord(best_epoch=best + 1).write(trial)
         return reported[best]
 
 
