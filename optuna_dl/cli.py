@@ -187,14 +187,13 @@ def _print_pareto_front(study: optuna.Study, config: StudyConfig) -> None:
     print(f"pick one with: optuna-dl export {config.path} --trial N -o model.npz")
 
 
-def _print_ranking(result: Any) -> None:
+def _print_ranking(result: Any, method: str = "rungs") -> None:
     """A ranking with its intervals and what the resamples say about its order."""
     from optuna_dl.analysis.confidence import rank_confidence
     from optuna_dl.analysis.ranking import RANKINGS
 
-    method = RANKINGS.get("completed", result.evaluator)
     print(
-        f"importance ({method}: {result.n_trials} trials, "
+        f"importance ({RANKINGS[method]}: {result.n_trials} trials, "
         f"{100 * result.confidence:.0f} % intervals over {result.n_bootstrap} resamples):"
     )
     for p in result.params:
@@ -351,12 +350,13 @@ def command_importance(args: argparse.Namespace) -> int:
                 f"study {config.name!r} has {n_finished} finished trial(s); a ranking needs "
                 "at least 2."
             )
-        result = study_ranking(study)
+        result = study_ranking(study, method=args.method)
     if args.json:
-        print(json.dumps({"study": config.name, **ranking_to_json(result)}, indent=2))
+        document = {"study": config.name, "method": args.method, **ranking_to_json(result)}
+        print(json.dumps(document, indent=2))
     else:
         print(f"study {config.name!r}")
-        _print_ranking(result)
+        _print_ranking(result, args.method)
     return 0
 
 
@@ -431,6 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     importance.add_argument("config", help="study file, e.g. studies/digits.toml")
     importance.add_argument("--storage", help="storage URL (default: the study file's)")
     importance.add_argument("--json", action="store_true", help="print JSON")
+    importance.add_argument(
+        "--method",
+        choices=("rungs", "completed"),
+        default="rungs",
+        help="rungs: every trial, pruned ones at the rungs they reached (default); "
+        "completed: the completed trials only, for comparison",
+    )
     importance.set_defaults(handler=command_importance)
 
     report = commands.add_parser(

@@ -1,8 +1,17 @@
 """The ranking optuna-dl prints: one function every door uses.
 
-``optuna-dl run``'s summary, ``optuna-dl importance``, the report and
-``DeepNetSearchCV.importances()`` all rank a study's hyperparameters with
-:func:`study_ranking`, so they can never disagree about which answer is *the* answer.
+``optuna-dl run``'s summary, ``optuna-dl importance``, the report and the stop rule
+all rank a study's hyperparameters with :func:`study_ranking`, so they never disagree
+about which answer is *the* answer.
+
+The default, ``method="rungs"``, counts every trial: the importance of the score at
+each pruning rung (every trial that reached it, pruned ones included) and of the
+completed trials' final values, averaged with weights equal to the trials behind each
+(:func:`~optuna_dl.analysis.pruning_aware.rung_weighted_importances`), by mean decrease
+in impurity of a random forest. It was chosen by measurement, not argument:
+``docs/IMPORTANCE.md`` compares it with the other candidates against the measured
+reference studies in ``benchmarks/reference/``. ``method="completed"`` is the ranking
+of the completed trials alone, kept beside it for comparison.
 """
 
 from __future__ import annotations
@@ -10,26 +19,31 @@ from __future__ import annotations
 import warnings
 
 import optuna
-from optuna.trial import TrialState
+from optuna.importance import MeanDecreaseImpurityImportanceEvaluator
 
 from optuna_dl.analysis._result import ImportanceResult
 from optuna_dl.analysis.importance import InsufficientTrialsWarning, param_importances
+from optuna_dl.analysis.pruning_aware import rung_weighted_importances
 
 __all__ = ["DEFAULT_BOOTSTRAP", "RANKINGS", "study_ranking"]
 
 #: Resamples behind the printed intervals and statements.
-DEFAULT_BOOTSTRAP = 200
+DEFAULT_BOOTSTRAP = 50
+#: Trees of each random forest (Optuna's default is 64): a quarter of the time per
+#: resample; the bootstrap intervals carry the forests' own spread.
+FOREST_TREES = 16
 
-#: The rankings :func:`study_ranking` offers, with what each one uses.
+#: The rankings :func:`study_ranking` offers, and what each one rests on.
 RANKINGS = {
-    "completed": "PED-ANOVA over the completed trials",
+    "rungs": "MDI over every trial, rungs weighted by the trials behind each",
+    "completed": "MDI over the completed trials only",
 }
 
 
 def study_ranking(
     study: optuna.Study,
     *,
-    method: str = "completed",
+    method: str = "rungs",
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     random_state: int | None = 0,
 ) -> ImportanceResult:
@@ -39,9 +53,9 @@ def study_ranking(
     ----------
     study : optuna.Study
         A single-objective study.
-    method : str, default="completed"
+    method : {"rungs", "completed"}, default="rungs"
         A key of :data:`RANKINGS`.
-    n_bootstrap : int, default=200
+    n_bootstrap : int, default=50
     random_state : int or None, default=0
 
     Returns
@@ -53,14 +67,16 @@ def study_ranking(
         raise ValueError(f"method must be one of {', '.join(RANKINGS)}; got {method!r}.")
     if len(study.directions) > 1:
         raise ValueError("study_ranking explains single-objective studies.")
+    evaluator = MeanDecreaseImpurityImportanceEvaluator(n_trees=FOREST_TREES, seed=random_state)
+    options = {"evaluator": evaluator, "n_bootstrap": n_bootstrap, "random_state": random_state}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsufficientTrialsWarning)
-        # "Some regimes ... have less than 2 trials": expected on small studies.
         warnings.simplefilter("ignore", UserWarning)
-        return param_importances(
-            study,
-            evaluator="ped_anova",
-            states=(TrialState.COMPLETE,),
-            n_bootstrap=n_bootstrap,
-            random_state=random_state,
-        )
+        if method == "completed":
+            result = param_importances(study, **options)
+        else:
+            try:
+                result = rung_weighted_importances(study, **options)
+            except ValueError:  # no rung and no final value with 2 trials yet
+                result = param_importances(study, **options)
+    return result._replace(evaluator="mdi")

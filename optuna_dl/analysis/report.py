@@ -1,6 +1,7 @@
 """One self-contained HTML page per study: what was tried, what mattered, what it cost.
 
-Sections: summary; importance (PED-ANOVA, MDI and fANOVA with bootstrap intervals);
+Sections: summary; importance (the study's ranking, :func:`~optuna_dl.analysis.study_ranking`,
+which counts every trial, beside MDI, PED-ANOVA and fANOVA on the completed trials);
 prior tiers vs measured ranking (Spearman's rho with interval); the ranking by epoch
 (pruned trials included); what drives trial duration; Optuna's plots (history,
 parallel coordinates, slice, contour of the two most important parameters, EDF,
@@ -9,8 +10,10 @@ points); the best trials with their estimator parameters. A section that cannot 
 computed (no completed trial, only pruned ones, ...) says why instead.
 
 Cost: the bootstrap sizes below keep a report of a few hundred trials to seconds.
-PED-ANOVA (about 0.01 s per run) gets :data:`PED_ANOVA_BOOTSTRAP` resamples, MDI
-(about 0.15 s, a 64-tree forest) :data:`MDI_BOOTSTRAP`. fANOVA is the slow one (about
+PED-ANOVA (about 0.01 s per run) gets :data:`PED_ANOVA_BOOTSTRAP` resamples; the
+ranking and the completed-trials MDI get
+:data:`~optuna_dl.analysis.ranking.DEFAULT_BOOTSTRAP` (16-tree forests). fANOVA is the
+slow one (about
 0.6 s for 40 trials, 8 s for 300 here): the report shows its point estimate up to
 :data:`FANOVA_MAX_TRIALS` completed trials and skips it above; for its intervals call
 :func:`~optuna_dl.analysis.importance.param_importances` with ``evaluator="fanova"``.
@@ -42,13 +45,12 @@ from optuna_dl.analysis.importance import (
     param_importances,
     ranking_by_epoch,
 )
-from optuna_dl.analysis.ranking import study_ranking
+from optuna_dl.analysis.ranking import RANKINGS, study_ranking
 from optuna_dl.records import TrialRecord, best_trials, estimator_params
 
 __all__ = ["write_report"]
 
 PED_ANOVA_BOOTSTRAP = 100
-MDI_BOOTSTRAP = 10
 FANOVA_MAX_TRIALS = 300
 EPOCH_BOOTSTRAP = 30
 BEST_TRIALS = 5
@@ -118,14 +120,14 @@ class _Report:
 
     def importance(self) -> ImportanceResult:
         if self.ped is None:
-            self.ped = study_ranking(self.study, n_bootstrap=PED_ANOVA_BOOTSTRAP)
+            self.ped = study_ranking(self.study)
         return self.ped
 
     def ranked(self) -> ImportanceResult:
         result = self.importance()
         if result.n_trials < 2:
             raise _Unavailable(
-                f"Importances need at least 2 completed trials; the study has {result.n_trials}."
+                f"Importances need at least 2 finished trials; the study has {result.n_trials}."
             )
         if not result.params:
             raise _Unavailable("The completed trials have no parameters.")
@@ -152,9 +154,15 @@ class _Report:
         return table(["", "value"], rows)
 
     def importances(self) -> str:
-        ped = self.ranked()
+        ped = self.ranked()._replace(evaluator="MDI, every trial")
         parts = [_why(ped.warning)] if ped.warning else []
-        others = [self._other("mdi", MDI_BOOTSTRAP)]
+        completed = study_ranking(self.study, method="completed")._replace(
+            evaluator="MDI, completed trials"
+        )
+        others: list[ImportanceResult | str] = [
+            completed if completed.params else "MDI: no completed trial to rank.",
+            self._other("ped_anova", PED_ANOVA_BOOTSTRAP),
+        ]
         if ped.n_trials <= FANOVA_MAX_TRIALS:
             others.append(self._other("fanova", 0))
         else:
@@ -166,7 +174,7 @@ class _Report:
                 )
             )
         results = [ped, *(r for r in others if isinstance(r, ImportanceResult))]
-        headers = ["parameter", "PED-ANOVA", "interval", "rank", "rank interval"]
+        headers = ["parameter", "MDI, every trial", "interval", "rank", "rank interval"]
         numeric = [1, 3]
         for r in results[1:]:
             numeric.append(len(headers))
@@ -191,13 +199,16 @@ class _Report:
                     row += [q.importance] + ([_interval(q.low, q.high)] if r.n_bootstrap else [])
             rows.append(row)
         parts.append(
-            f"<p>Importance for the objective over {ped.n_trials} completed trials, normalized "
-            f"to sum to 1; intervals are {ped.confidence:.0%} percentile intervals over "
-            "bootstrap resamples of the trials (PED-ANOVA: "
-            f"{ped.n_bootstrap}). Rank 1 is the most important.</p>"
+            f"<p>The ranking (first columns) counts every trial: {esc(RANKINGS['rungs'])} "
+            f"({ped.n_trials} trials at the first rung). It was chosen by measuring the "
+            "candidates against unpruned reference studies (docs/IMPORTANCE.md). The other "
+            "columns use the completed trials only, for comparison. Importances are "
+            f"normalized to sum to 1; intervals are {ped.confidence:.0%} percentile "
+            f"intervals over {ped.n_bootstrap} bootstrap resamples of the trials. Rank 1 is "
+            "the most important.</p>"
         )
         parts.append(table(headers, rows, numeric=numeric))
-        parts.append(f"<p>How sure the PED-ANOVA ranking is:</p><ul>{_statements(ped)}</ul>")
+        parts.append(f"<p>How sure the ranking is:</p><ul>{_statements(ped)}</ul>")
         parts.append(
             "<p>The evaluators answer different questions. PED-ANOVA: which parameters "
             "set the best trials (the top quantile) apart from the rest, a local "

@@ -68,7 +68,7 @@ def test_single_trial(make_study, helpers, tmp_path):
     trial = helpers.build_trial(0, params, value=0.9, curve=[0.5, 0.9])
     html = _write(make_study([trial]), tmp_path, space=TIERS)
     _check_page(html)
-    assert "Importances need at least 2 completed trials; the study has 1." in html
+    assert "Importances need at least 2 finished trials; the study has 1." in html
     assert "0.9 (trial 0)" in html
 
 
