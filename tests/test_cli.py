@@ -708,7 +708,8 @@ def test_importance_prints_the_ranking_with_intervals_and_statements(resumable):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "study 'cli_iris'"
-    assert lines[1].startswith("importance (") and "% intervals over 200 resamples" in lines[1]
+    assert lines[1].startswith("importance (MDI over every trial")
+    assert "% intervals over 50 resamples" in lines[1]
     searched = {name for t in load(resumable.with_suffix(".db")).trials for name in t.params}
     rows = [line.split()[0] for line in lines[2 : 2 + len(searched)]]
     assert set(rows) == searched
