@@ -226,6 +226,19 @@ def test_a_batchnorm_pickled_before_fusion_still_trains(backend):
     assert np.isfinite(network.flat_grads).all() and network.flat_grads.any()
 
 
+def test_backward_follows_the_latest_forward_whichever_path_ran_it():
+    network = random_network("relu", np.float64)
+    rng = np.random.default_rng(9)
+    stale = rng.standard_normal((8, 12))
+    X, y = rng.standard_normal((8, 12)), np.arange(8) % 5
+    expected = training_step(network, X, y, "numpy")[3]
+    network.forward(stale, training=True)  # fused, never back-propagated
+    with kernels.use_backend("numpy"):
+        _, dlogits = softmax_cross_entropy(network.forward(X, training=True), y)
+        network.backward(dlogits)
+    np.testing.assert_allclose(network.flat_grads, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_the_fused_pass_is_used_and_compiled_for_float32_only():
     network = random_network("relu", np.float32)
     X = np.random.default_rng(2).standard_normal((8, 12)).astype(np.float32)
