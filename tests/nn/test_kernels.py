@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from optuna_dl.nn import ACTIVATIONS, Network, kernels, softmax_cross_entropy
+from optuna_dl.nn.kernels import _flags as kernels_flags
 from optuna_dl.nn.kernels._flags import JIT_OPTIONS
 from optuna_dl.nn.layers import BatchNorm, Dropout
 from optuna_dl.nn.optimizers import make_optimizer
@@ -249,6 +250,19 @@ def test_the_fused_pass_is_used_and_compiled_for_float32_only():
         assert float32 and all("float64" not in str(arg) for s in float32 for arg in s), (
             kernel.signatures
         )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_nan_in_the_batch_reaches_the_output_of_every_fused_activation(dtype):
+    # Under "nnan" the compiler may fold the NaN test in the ReLU away and output 0.
+    for activation in sorted(ACTIVATIONS):
+        layer = BatchNorm(4, dtype=np.dtype(dtype))
+        z = np.ones((6, 4), dtype)
+        z[2, 1] = np.nan
+        out = layer.forward_activation(z, activation)
+        assert np.isnan(out[:, 1]).all(), activation
+        assert np.isfinite(np.delete(out, 1, axis=1)).all()
+    assert not {"nnan", "ninf", "fast"} & kernels_flags.FASTMATH
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
