@@ -156,6 +156,7 @@ class BatchNorm(Layer):
             # Backward needs z_norm = centered * inv_std; keeping the two factors
             # instead saves a pass over the batch here.
             self._centered, self._inv_std = centered, inv_std
+            self._xhat = None  # a fused forward before this one is superseded
             self._update_moving_averages(mean, var)
             out = centered * (self.gamma * inv_std)
             out += self.beta
@@ -194,6 +195,7 @@ class BatchNorm(Layer):
         self._update_moving_averages(mean, var)
         self._xhat, self._inv_std, self._a = xhat, inv_std, z
         self._activation = activation
+        self._centered = None  # a plain forward before this one is superseded
         return z
 
     @property

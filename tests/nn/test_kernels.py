@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from optuna_dl.nn import ACTIVATIONS, Network, kernels, softmax_cross_entropy
+from optuna_dl.nn.kernels import _flags as kernels_flags
 from optuna_dl.nn.kernels._flags import JIT_OPTIONS
 from optuna_dl.nn.layers import BatchNorm, Dropout
 from optuna_dl.nn.optimizers import make_optimizer
@@ -226,6 +227,19 @@ def test_a_batchnorm_pickled_before_fusion_still_trains(backend):
     assert np.isfinite(network.flat_grads).all() and network.flat_grads.any()
 
 
+def test_backward_follows_the_latest_forward_whichever_path_ran_it():
+    network = random_network("relu", np.float64)
+    rng = np.random.default_rng(9)
+    stale = rng.standard_normal((8, 12))
+    X, y = rng.standard_normal((8, 12)), np.arange(8) % 5
+    expected = training_step(network, X, y, "numpy")[3]
+    network.forward(stale, training=True)  # fused, never back-propagated
+    with kernels.use_backend("numpy"):
+        _, dlogits = softmax_cross_entropy(network.forward(X, training=True), y)
+        network.backward(dlogits)
+    np.testing.assert_allclose(network.flat_grads, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_the_fused_pass_is_used_and_compiled_for_float32_only():
     network = random_network("relu", np.float32)
     X = np.random.default_rng(2).standard_normal((8, 12)).astype(np.float32)
@@ -236,6 +250,19 @@ def test_the_fused_pass_is_used_and_compiled_for_float32_only():
         assert float32 and all("float64" not in str(arg) for s in float32 for arg in s), (
             kernel.signatures
         )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_nan_in_the_batch_reaches_the_output_of_every_fused_activation(dtype):
+    # Under "nnan" the compiler may fold the NaN test in the ReLU away and output 0.
+    for activation in sorted(ACTIVATIONS):
+        layer = BatchNorm(4, dtype=np.dtype(dtype))
+        z = np.ones((6, 4), dtype)
+        z[2, 1] = np.nan
+        out = layer.forward_activation(z, activation)
+        assert np.isnan(out[:, 1]).all(), activation
+        assert np.isfinite(np.delete(out, 1, axis=1)).all()
+    assert not {"nnan", "ninf", "fast"} & kernels_flags.FASTMATH
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -99,8 +99,19 @@ def use_backend(name: str) -> Iterator[None]:
 
 
 def fusable(*arrays: np.ndarray) -> bool:
-    """Whether a kernel may run on ``arrays``: the numba backend is active and they are
-    C-contiguous float32 or float64 arrays of one dtype."""
+    """Whether a kernel may run on ``arrays``.
+
+    Parameters
+    ----------
+    *arrays : ndarray
+        The arrays the kernel would read or write.
+
+    Returns
+    -------
+    bool
+        True when the numba backend is active and the arrays are C-contiguous float32
+        or float64 arrays of one dtype; the caller runs the NumPy reference otherwise.
+    """
     if BACKEND != "numba":
         return False
     dtype = arrays[0].dtype
@@ -116,7 +127,9 @@ def _leaky_slope(dtype: np.dtype) -> np.generic:
     return dtype.type(LEAKY_RELU_SLOPE)
 
 
-# Optimizers: the caller has checked ``fusable``; arrays may have any shape.
+# Optimizers: the caller has checked ``fusable``; arrays may have any shape. Each
+# step updates ``param`` and its state arrays in place from ``grad``; the scalars are
+# converted to the arrays' dtype before the kernel sees them.
 
 
 def sgd_step(param: np.ndarray, grad: np.ndarray, learning_rate: float) -> None:
@@ -234,7 +247,22 @@ def batchnorm_activation_backward(
 
 
 def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Fused ``optuna_dl.nn.losses.softmax_cross_entropy`` (same contract)."""
+    """Fused ``optuna_dl.nn.losses.softmax_cross_entropy`` (same contract).
+
+    Parameters
+    ----------
+    logits : ndarray of shape (m, n_classes)
+        C-contiguous float32 or float64, ``m > 0``; left unchanged.
+    y : ndarray of int of shape (m,)
+        Class indices; one outside ``[0, n_classes)`` raises IndexError.
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy.
+    dlogits : ndarray of shape (m, n_classes)
+        ``(softmax(logits) - Y) / m``, in the logits' dtype.
+    """
     dlogits = np.empty_like(logits)
     total = _compiled._softmax.softmax_cross_entropy(logits, np.ascontiguousarray(y), dlogits)
     return total / logits.shape[0], dlogits
