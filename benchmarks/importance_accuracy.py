@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -142,12 +143,108 @@ def agreement(result: ImportanceResult, reference: dict[str, Any]) -> tuple[floa
     return float(top_ref == top_ours), float(top_ours in can_lead), float(rho)
 
 
+def printed_ranking(
+    args: argparse.Namespace,
+    data: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    reference: dict[str, Any],
+    config: Any,
+) -> int:
+    """Score the ranking a study prints against the reference of the same evaluator.
+
+    Per method: top-1 agreement, median Spearman's rho, calibration (how often a
+    parameter's 95 % interval holds the reference value), how often an order the
+    statements call settled agrees with the reference (first place and neighbour
+    pairs), the trials each ranking rests on, and the wall time of one ranking.
+    """
+    from optuna_dl.analysis.confidence import rank_confidence
+    from optuna_dl.analysis.ranking import study_ranking
+
+    ref = reference["by_epoch"]["final"]["mdi"]
+    ref_value = {p["name"]: p["importance"] for p in ref["params"]}
+    ref_interval = {p["name"]: p["interval"] for p in ref["params"]}
+    ref_top = max(ref_value, key=ref_value.get)
+    rows: dict[str, dict[str, list[float]]] = {}
+    started = time.perf_counter()
+    for seed in range(args.seeds):
+        rng = np.random.default_rng(seed)
+        picked = rng.choice(len(data["state"]), size=config.n_trials, replace=False)
+        study = simulate(data, meta, picked, config.make_pruner())
+        for method in ("rungs", "completed"):
+            row = rows.setdefault(method, {})
+            tic = time.perf_counter()
+            result = study_ranking(study, method=method)
+            row.setdefault("seconds", []).append(time.perf_counter() - tic)
+            row.setdefault("trials", []).append(result.n_trials)
+            common = [p for p in result.params if p.name in ref_value]
+            if len(common) < 2 or not np.all(np.isfinite([p.importance for p in common])):
+                continue
+            row.setdefault("top1", []).append(float(common[0].name == ref_top))
+            rho = spearmanr(
+                [ref_value[p.name] for p in common], [p.importance for p in common]
+            ).statistic
+            row.setdefault("rho", []).append(float(rho))
+            row.setdefault("covered", []).extend(
+                float(p.low <= ref_value[p.name] <= p.high) for p in common
+            )
+            confidence = rank_confidence(result)
+            # An order is claimed when the statements call it settled: first place
+            # (above every other parameter) and each settled neighbour pair.
+            first = result.names[0]
+            claims = [
+                (pair.upper, pair.lower)
+                for pair in confidence.pairs
+                if pair.settled and pair.upper in ref_value and pair.lower in ref_value
+            ]
+            if confidence.settled_top >= 1:
+                claims += [(first, name) for name in ref_value if name != first]
+            for upper, lower in claims:
+                row.setdefault("settled", []).append(float(ref_value[upper] > ref_value[lower]))
+                # Contradicted: the reference's own intervals put the pair the other way.
+                row.setdefault("contradicted", []).append(
+                    float(ref_interval[lower][0] > ref_interval[upper][1])
+                )
+    print(
+        f"{args.problem}: {args.seeds} simulated studies of {config.n_trials} trials "
+        f"(pruner {config.pruner['name']}), the printed ranking against the reference's "
+        f"MDI ranking (top: {ref_top}); {time.perf_counter() - started:.0f} s"
+    )
+    print(
+        f"{'method':10} {'top-1':>9} {'median rho':>11} {'calibration':>12} "
+        f"{'settled orders right':>21} {'contradicted':>13} {'trials':>14} {'s/ranking':>10}"
+    )
+    for method, row in rows.items():
+        top1, rho, covered = (np.array(row.get(k, [])) for k in ("top1", "rho", "covered"))
+        settled = np.array(row.get("settled", []))
+        contradicted = np.array(row.get("contradicted", []))
+        trials = np.array(row["trials"])
+        print(
+            f"{method:10} {int(top1.sum()):3}/{len(top1):<3}   "
+            f"{np.median(rho) if rho.size else float('nan'):9.2f} "
+            f"{np.mean(covered) if covered.size else float('nan'):11.2f} "
+            f"{int(settled.sum()):10}/{len(settled):<4}   "
+            f"{int(contradicted.sum()):6}/{len(contradicted):<4}   "
+            f"{np.median(trials):6.0f} [{trials.min()}-{trials.max()}] "
+            f"{np.median(row['seconds']):9.2f}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", default="digits")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--evaluators", nargs="+", default=["ped_anova", "mdi", "fanova"])
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE)
+    parser.add_argument(
+        "--n-trials", type=int, help="trials per simulated study (default: the study file's)"
+    )
+    parser.add_argument(
+        "--printed",
+        action="store_true",
+        help="score only the ranking optuna-dl prints (study_ranking, with its intervals "
+        "and statements) and its completed-trials variant",
+    )
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
@@ -158,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         args.problem
     ]
     config = load_config(ROOT / meta["study_file"])
+    if args.n_trials is not None:
+        config = dataclasses.replace(config, n_trials=args.n_trials)
     n_trials = config.n_trials
+    if args.printed:
+        return printed_ranking(args, data, meta, reference, config)
     candidates: dict[str, Callable[[optuna.Study, str], ImportanceResult | None]] = {
         "completed": lambda s, e: param_importances(s, evaluator=e, n_bootstrap=0),
         "first rung": lambda s, e: importances_at_epoch(
