@@ -507,7 +507,8 @@ class ReplayTrial:
         pruned = frozen.state == optuna.trial.TrialState.PRUNED
         pruner_stopped = pruned and "diverged" not in frozen.user_attrs
         self.stop = frozen.user_attrs.get("epochs") if pruner_stopped else None
-        self.study = SimpleNamespace(pruner=pruner)
+        maximize = [optuna.study.StudyDirection.MAXIMIZE]
+        self.study = SimpleNamespace(pruner=pruner, directions=maximize)
         self.user_attrs: dict = {}
         self.step = None
 

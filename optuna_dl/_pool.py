@@ -166,12 +166,10 @@ def run_processes(
     interrupted = False
     try:
         with _sigint_ignored():
-            if hasattr(context, "get_start_method") and context.get_start_method() == (
-                "forkserver"
-            ):
+            if context.get_start_method() == "forkserver":
                 from multiprocessing import forkserver
 
-                forkserver.ensure_running()
+                forkserver.ensure_running()  # started here, it inherits the ignored SIGINT
             for index, job in enumerate(jobs):
                 reader, writer = context.Pipe(duplex=False)
                 process = context.Process(
