@@ -346,11 +346,12 @@ class SmallDisk:
     def fill(self, process: subprocess.Popen | None = None) -> None:
         """No more room: fill the tmpfs, or forbid ``process`` to grow its files."""
         if self.kind == "tmpfs":
-            with open(self.filler, "ab") as handle:
-                with contextlib.suppress(OSError):  # ENOSPC: full
-                    while True:
-                        handle.write(b"\0" * 65536)
-                        handle.flush()
+            # ENOSPC ends the filling, even at the open: the study's own writes may
+            # have taken the last page already, which is the fault wanted either way.
+            with contextlib.suppress(OSError), open(self.filler, "ab") as handle:
+                while True:
+                    handle.write(b"\0" * 65536)
+                    handle.flush()
         else:
             assert process is not None
             size = max((p.stat().st_size for p in self.folder.glob("*.db")), default=0)
