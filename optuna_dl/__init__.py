@@ -4,6 +4,7 @@ with Optuna."""
 from optuna_dl.callbacks import EpochCallback, EpochLogger, EpochRecord
 from optuna_dl.estimator import DeepNetClassifier, DeepNetRegressor, DivergenceWarning
 from optuna_dl.tuning import (
+    DeepNetRegressorSearchCV,
     DeepNetSearchCV,
     Dimension,
     Objective,
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DeepNetClassifier",
     "DeepNetRegressor",
+    "DeepNetRegressorSearchCV",
     "DeepNetSearchCV",
     "Dimension",
     "DivergenceWarning",

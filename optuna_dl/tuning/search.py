@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import optuna
 from scipy.stats import rankdata
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.metrics import get_scorer_names
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.pipeline import Pipeline
@@ -26,19 +26,10 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from optuna_dl import _validation as rules
 from optuna_dl._pool import cpu_count, run_processes, threads_per_process
-from optuna_dl.estimator import DeepNetClassifier
+from optuna_dl.estimator import DeepNetClassifier, DeepNetRegressor
 from optuna_dl.records import TrialRecord, best_trials, estimator_params
 from optuna_dl.tuning.objective import Objective, final_network, param_prefix
 from optuna_dl.tuning.space import SearchSpace
-
-_OWNER = "DeepNetSearchCV"
-
-
-def _invalid(name: str, rule: str, value: Any) -> ValueError:
-    """The error for a parameter that breaks its rule (same wording as the estimator's)."""
-    return ValueError(
-        f"{_OWNER}: parameter {name!r} must be {rule}; got {value!r} ({type(value).__name__})."
-    )
 
 
 class _needs_refit:  # noqa: N801 - used as a method decorator
@@ -150,7 +141,7 @@ def _run_workers(
         }
         for index, count in enumerate(counts)
     ]
-    outcomes, _ = run_processes(_worker, jobs, name=f"{_OWNER} worker process")
+    outcomes, _ = run_processes(_worker, jobs, name="DeepNetSearchCV worker process")
     for outcome in outcomes:
         if outcome.error is not None:
             if outcome.trace and hasattr(outcome.error, "add_note"):
@@ -158,7 +149,419 @@ def _run_workers(
             raise outcome.error
 
 
-class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
+class _DeepNetSearch(BaseEstimator):
+    """The search shared by :class:`DeepNetSearchCV` and :class:`DeepNetRegressorSearchCV`;
+    see :class:`DeepNetSearchCV` for the parameters and attributes."""
+
+    #: The network a subclass tunes, and the scorer it uses by default.
+    _network: type = DeepNetClassifier
+    _default_scoring = "accuracy"
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        space: SearchSpace | None = None,
+        *,
+        n_trials: int | None = 20,
+        timeout: float | None = None,
+        sampler: optuna.samplers.BaseSampler | None = None,
+        pruner: optuna.pruners.BasePruner | None = None,
+        storage: Any = None,
+        study_name: str | None = None,
+        cv: Any = 3,
+        scoring: Any = None,
+        refit: bool | str = True,
+        max_epochs: int = 50,
+        patience: int | None = 10,
+        n_jobs: int | None = 1,
+        random_state: Any = None,
+        show_progress_bar: bool = False,
+    ) -> None:
+        self.estimator = estimator
+        self.space = space
+        self.n_trials = n_trials
+        self.timeout = timeout
+        self.sampler = sampler
+        self.pruner = pruner
+        self.storage = storage
+        self.study_name = study_name
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.show_progress_bar = show_progress_bar
+
+    # --------------------------------------------------------------- validation
+    def _invalid(self, name: str, rule: str, value: Any) -> ValueError:
+        """The error for a parameter that breaks its rule (the estimator's wording)."""
+        return ValueError(
+            f"{type(self).__name__}: parameter {name!r} must be {rule}; got {value!r} "
+            f"({type(value).__name__})."
+        )
+
+    def _estimator(self) -> Any:
+        estimator = self.estimator if self.estimator is not None else self._network()
+        kind = self._network.__name__
+        try:
+            network = final_network(estimator)
+        except TypeError:
+            network = None
+        if not isinstance(network, self._network):
+            raise self._invalid("estimator", f"a {kind} or a Pipeline ending in one", estimator)
+        return estimator
+
+    def _check_params(self) -> None:
+        """Raise ValueError naming the first parameter that breaks its rule."""
+        rules.check_parameters(
+            type(self).__name__,
+            self.get_params(deep=False),
+            {
+                "max_epochs": rules.Interval("int", 1, None),
+                "show_progress_bar": rules.Boolean(),
+                "random_state": rules.RandomState(),
+            },
+        )
+        if self.space is not None and not isinstance(self.space, SearchSpace):
+            raise self._invalid("space", "None or a SearchSpace", self.space)
+        if self.n_trials is None:
+            if self.timeout is None:
+                raise self._invalid("n_trials", "a positive integer (None needs a timeout)", None)
+        elif not rules.Interval("int", 1, None).accepts(self.n_trials):
+            raise self._invalid("n_trials", "an integer in [1, inf) or None", self.n_trials)
+        if self.timeout is not None and not rules.Interval("float", 0, None, "neither").accepts(
+            self.timeout
+        ):
+            raise self._invalid("timeout", "None or a number in (0, inf)", self.timeout)
+        if self.patience is not None and not rules.Interval("int", 1, None).accepts(self.patience):
+            raise self._invalid("patience", "None or an integer in [1, inf)", self.patience)
+        if self.sampler is not None and not isinstance(self.sampler, optuna.samplers.BaseSampler):
+            raise self._invalid("sampler", "None or an optuna sampler", self.sampler)
+        if self.pruner is not None and not isinstance(self.pruner, optuna.pruners.BasePruner):
+            raise self._invalid("pruner", "None or an optuna pruner", self.pruner)
+        if self.storage is not None and not isinstance(
+            self.storage, (str, optuna.storages.BaseStorage)
+        ):
+            rule = "None, a database URL or an optuna storage"
+            raise self._invalid("storage", rule, self.storage)
+        if self.study_name is not None and not isinstance(self.study_name, str):
+            raise self._invalid("study_name", "None or a string", self.study_name)
+        cv = self.cv
+        cv_rule = "None, an integer in [2, inf), a CV splitter or an iterable of splits"
+        if isinstance(cv, (str, bytes, bool)) or (isinstance(cv, numbers.Integral) and cv < 2):
+            raise self._invalid("cv", cv_rule, cv)
+        if not (
+            cv is None
+            or isinstance(cv, numbers.Integral)
+            or hasattr(cv, "split")
+            or hasattr(cv, "__iter__")
+        ):
+            raise self._invalid("cv", cv_rule, cv)
+        self._check_scoring()
+        n_jobs = self.n_jobs
+        if n_jobs is not None and (
+            not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0
+        ):
+            raise self._invalid("n_jobs", "None or a non-zero integer (-1: all CPUs)", n_jobs)
+        if self._n_jobs() > 1 and isinstance(self.storage, optuna.storages.InMemoryStorage):
+            raise self._invalid(
+                "storage",
+                "a storage other processes can open (a database URL or a JournalStorage) "
+                "when n_jobs > 1",
+                self.storage,
+            )
+
+    def _check_scoring(self) -> None:
+        scoring, refit = self._scoring(), self.refit
+        metrics = scoring if isinstance(scoring, dict) else {"score": scoring}
+        if not metrics:
+            raise self._invalid("scoring", "a scorer, or a non-empty dict of scorers", scoring)
+        for name, scorer in metrics.items():
+            if not isinstance(name, str) or not name:
+                raise self._invalid("scoring", "a dict keyed by metric names (strings)", scoring)
+            if isinstance(scorer, str):
+                if scorer not in get_scorer_names():
+                    raise self._invalid(
+                        "scoring",
+                        "a callable or a scorer name from sklearn.metrics.get_scorer_names()",
+                        scorer,
+                    )
+            elif not callable(scorer):
+                raise self._invalid("scoring", "a scorer name or a callable", scorer)
+        if isinstance(scoring, dict):
+            if refit is not False and refit not in metrics:
+                raise self._invalid(
+                    "refit",
+                    f"False or the name of a metric of scoring ({', '.join(metrics)}) when "
+                    "scoring names several metrics",
+                    refit,
+                )
+        elif not isinstance(refit, (bool, np.bool_)):
+            rule = "True or False (a metric name needs a dict scoring)"
+            raise self._invalid("refit", rule, refit)
+
+    def _n_jobs(self) -> int:
+        if self.n_jobs is None:
+            return 1
+        if self.n_jobs < 0:
+            return max(1, cpu_count() + 1 + int(self.n_jobs))
+        return int(self.n_jobs)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self, X: Any, y: Any, *, groups: Any = None, sample_weight: Any = None
+    ) -> DeepNetSearchCV:
+        """Run the study, then refit the best parameters on all the data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (anything the estimator, or the Pipeline's first step,
+            accepts).
+        y : array-like of shape (n_samples,)
+            Class labels.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group-aware ``cv`` splitter.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights. Each fold's network trains with the weights of its training
+            rows and is scored with those of its validation rows; the refit uses all
+            of them. (With metadata routing on, request them with
+            ``set_fit_request(sample_weight=True)``.)
+
+        Returns
+        -------
+        self : DeepNetSearchCV
+        """
+        self._check_params()
+        estimator = self._estimator()
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)  # nothing from an earlier fit survives a failed one
+        space = self.space if self.space is not None else SearchSpace.default()
+        if isinstance(estimator, Pipeline):
+            X, y = validate_data(self, X, y, skip_check_array=True)
+            y = column_or_1d(y, warn=True)
+        else:
+            _, y = validate_data(self, X, y)  # checks only: the estimator gets X as given
+        X, y, groups = indexable(X, y, groups)
+        sample_weight = rules.check_sample_weight(sample_weight, len(y))
+        y, fitted = self._check_targets(y)
+        seed = _seed(self.random_state)
+        splits = self._splits(X, y, groups, seed)
+        objective = Objective(
+            X,
+            y,
+            space=space,
+            estimator=estimator,
+            cv=splits,
+            scoring=self._scoring(),
+            refit=self._refit_metric(),
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            random_state=seed,
+            sample_weight=sample_weight,
+        )
+        self.multimetric_ = isinstance(self._scoring(), dict)
+        self.scorer_ = dict(objective.scorers) if self.multimetric_ else objective.scorer
+        self.n_splits_ = len(splits)
+        self.study_ = self._optimize(_TrackedObjective(objective), seed)
+        trials = self.study_.get_trials(deepcopy=False)
+        self.n_trials_ = len(trials)
+        self.cv_results_ = _cv_results(
+            trials,
+            space,
+            param_prefix(estimator),
+            self.n_splits_,
+            list(self.scorer_) if self.multimetric_ else None,
+            self._refit_metric(),
+        )
+        best = best_trials(self.study_, 1)
+        if not best:
+            states = sorted({t.state.name for t in trials})
+            raise ValueError(
+                f"{type(self).__name__}: no trial completed ({len(trials)} trials, states "
+                f"{', '.join(states) or 'none'}), so there are no best parameters; see "
+                "study_ for the reasons (user attribute 'diverged', failed trials' logs)."
+            )
+        self.best_trial_ = best[0]
+        self.best_index_ = next(
+            i for i, t in enumerate(trials) if t.number == self.best_trial_.number
+        )
+        self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
+        self.best_score_ = float(self.best_trial_.value)
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        if self.refit:
+            self._refit(estimator, X, y, seed, sample_weight)
+        return self
+
+    def _refit_metric(self) -> str | None:
+        """The metric the study optimizes: ``refit``'s, else the first (None: one)."""
+        scoring = self._scoring()
+        if not isinstance(scoring, dict):
+            return None
+        return self.refit if isinstance(self.refit, str) else next(iter(scoring))
+
+    def _scoring(self) -> Any:
+        """``scoring``, or the subclass's default scorer name for None."""
+        return self._default_scoring if self.scoring is None else self.scoring
+
+    def _splits(self, X: Any, y: np.ndarray, groups: Any, seed: int) -> list[tuple]:
+        cv = 3 if self.cv is None else self.cv
+        if isinstance(cv, numbers.Integral):
+            splitter = self._int_splitter(int(cv), y, seed)
+        else:
+            splitter = check_cv(cv, y, classifier=self._network is DeepNetClassifier)
+        return [(np.asarray(tr), np.asarray(te)) for tr, te in splitter.split(X, y, groups)]
+
+    def _optimize(self, objective: _TrackedObjective, seed: int) -> optuna.Study:
+        sampler = (
+            copy.deepcopy(self.sampler)
+            if self.sampler is not None
+            else optuna.samplers.TPESampler(seed=seed)
+        )
+        pruner = (
+            copy.deepcopy(self.pruner)
+            if self.pruner is not None
+            else optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+        )
+        resume = self.storage is not None and self.study_name is not None
+        n_jobs = self._n_jobs()
+        n_workers = n_jobs if self.n_trials is None else min(n_jobs, self.n_trials)
+        with ExitStack() as stack:
+            storage, worker_storage = self.storage, self.storage
+            if n_workers > 1 and storage is None:
+                from optuna.storages.journal import JournalFileBackend
+
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="optuna_dl-"))
+                path = os.path.join(folder, "journal.log")
+                storage = optuna.storages.JournalStorage(JournalFileBackend(path))
+                worker_storage = ("journal", path)
+            study = optuna.create_study(
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                study_name=self.study_name,
+                direction="maximize",
+                load_if_exists=resume,
+            )
+            if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+                raise ValueError(
+                    f"{type(self).__name__}: study {study.study_name!r} in storage "
+                    "minimizes; scores are maximized, so resume only studies created to "
+                    "maximize."
+                )
+            if n_workers == 1:
+                study.optimize(
+                    objective,
+                    n_trials=self.n_trials,
+                    timeout=self.timeout,
+                    show_progress_bar=self.show_progress_bar,
+                )
+                return study
+            samplers = [copy.deepcopy(sampler) for _ in range(n_workers)]
+            for index in range(1, n_workers):
+                if self.sampler is None:
+                    samplers[index] = optuna.samplers.TPESampler(seed=(seed + index) % 2**32)
+                else:
+                    samplers[index].reseed_rng()
+            if self.n_trials is None:
+                counts: list[int | None] = [None] * n_workers
+            else:
+                share, extra = divmod(self.n_trials, n_workers)
+                counts = [share + (index < extra) for index in range(n_workers)]
+            _run_workers(
+                storage=worker_storage,
+                study_name=study.study_name,
+                samplers=samplers,
+                pruner=pruner,
+                objective=objective,
+                counts=counts,
+                timeout=self.timeout,
+                n_threads=threads_per_process(n_jobs),
+            )
+            if self.storage is not None:
+                return optuna.load_study(
+                    study_name=study.study_name, storage=storage, sampler=sampler, pruner=pruner
+                )
+            memory = optuna.storages.InMemoryStorage()
+            optuna.copy_study(
+                from_study_name=study.study_name, from_storage=storage, to_storage=memory
+            )
+            return optuna.load_study(
+                study_name=study.study_name, storage=memory, sampler=sampler, pruner=pruner
+            )
+
+    def _refit(
+        self, estimator: Any, X: Any, y: np.ndarray, seed: int, sample_weight: Any = None
+    ) -> None:
+        prefix = param_prefix(estimator)
+        best_epoch = TrialRecord.from_trial(self.best_trial_).best_epoch
+        epochs = int(best_epoch if best_epoch is not None else self.max_epochs)
+        best = clone(estimator).set_params(
+            **self.best_params_, **{prefix + "max_epochs": max(1, epochs)}
+        )
+        if final_network(best).random_state is None:
+            best.set_params(**{prefix + "random_state": seed})
+        weights = {} if sample_weight is None else {prefix + "sample_weight": sample_weight}
+        started = time.perf_counter()
+        best.fit(X, y, **weights)
+        self.refit_time_ = time.perf_counter() - started
+        self.best_estimator_ = best
+
+    # ---------------------------------------------------------------- inference
+    @_needs_refit
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict with ``best_estimator_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
+
+    @_needs_refit
+    def score(self, X: Any, y: Any) -> float:
+        """Score ``best_estimator_`` on ``(X, y)`` with ``scoring`` (as in the search;
+        with several metrics, the ``refit`` one).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self, "best_estimator_")
+        scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
+        return float(scorer(self.best_estimator_, X, y))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        estimator = self.estimator if self.estimator is not None else self._network()
+        try:
+            inner = get_tags(estimator)
+        except Exception:  # an invalid estimator is reported by fit
+            return tags
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.input_tags.pairwise = inner.input_tags.pairwise
+        if inner.classifier_tags is not None and tags.classifier_tags is not None:
+            tags.classifier_tags = copy.deepcopy(inner.classifier_tags)
+        if inner.regressor_tags is not None and tags.regressor_tags is not None:
+            tags.regressor_tags = copy.deepcopy(inner.regressor_tags)
+        return tags
+
+
+class DeepNetSearchCV(ClassifierMixin, _DeepNetSearch):
     """Tune a :class:`~optuna_dl.DeepNetClassifier` with an Optuna study, like GridSearchCV.
 
     Each trial samples parameters from ``space``, trains the estimator on every
@@ -199,7 +602,8 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         Folds every trial trains on; the splits are drawn once per ``fit``. An int
         ``k`` gives ``StratifiedKFold(k, shuffle=True)`` seeded by ``random_state``
         (see Notes for classes smaller than ``k``). None means 3.
-    scoring : str, callable or dict, default="accuracy"
+    scoring : str, callable, dict or None, default=None
+        None means ``"accuracy"`` (``"r2"`` for :class:`DeepNetRegressorSearchCV`).
         A scikit-learn scorer name or a scorer ``(estimator, X, y) -> float``; greater
         is better. Several metrics: ``{name: scorer name or scorer}``, each recorded for
         every trial, with its own ``cv_results_`` columns.
@@ -317,382 +721,44 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
     (2,)
     """
 
-    def __init__(
-        self,
-        estimator: Any = None,
-        space: SearchSpace | None = None,
-        *,
-        n_trials: int | None = 20,
-        timeout: float | None = None,
-        sampler: optuna.samplers.BaseSampler | None = None,
-        pruner: optuna.pruners.BasePruner | None = None,
-        storage: Any = None,
-        study_name: str | None = None,
-        cv: Any = 3,
-        scoring: Any = "accuracy",
-        refit: bool | str = True,
-        max_epochs: int = 50,
-        patience: int | None = 10,
-        n_jobs: int | None = 1,
-        random_state: Any = None,
-        show_progress_bar: bool = False,
-    ) -> None:
-        self.estimator = estimator
-        self.space = space
-        self.n_trials = n_trials
-        self.timeout = timeout
-        self.sampler = sampler
-        self.pruner = pruner
-        self.storage = storage
-        self.study_name = study_name
-        self.cv = cv
-        self.scoring = scoring
-        self.refit = refit
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-        self.show_progress_bar = show_progress_bar
+    _network = DeepNetClassifier
+    _default_scoring = "accuracy"
+    # The search's own score (its scorer), not ClassifierMixin's accuracy.
+    score = _DeepNetSearch.__dict__["score"]
 
-    # --------------------------------------------------------------- validation
-    def _estimator(self) -> Any:
-        estimator = self.estimator if self.estimator is not None else DeepNetClassifier()
-        try:
-            final_network(estimator)
-        except TypeError:
-            raise _invalid(
-                "estimator", "a DeepNetClassifier or a Pipeline ending in one", estimator
-            ) from None
-        return estimator
-
-    def _check_params(self) -> None:
-        """Raise ValueError naming the first parameter that breaks its rule."""
-        rules.check_parameters(
-            _OWNER,
-            self.get_params(deep=False),
-            {
-                "max_epochs": rules.Interval("int", 1, None),
-                "show_progress_bar": rules.Boolean(),
-                "random_state": rules.RandomState(),
-            },
-        )
-        if self.space is not None and not isinstance(self.space, SearchSpace):
-            raise _invalid("space", "None or a SearchSpace", self.space)
-        if self.n_trials is None:
-            if self.timeout is None:
-                raise _invalid("n_trials", "a positive integer (None needs a timeout)", None)
-        elif not rules.Interval("int", 1, None).accepts(self.n_trials):
-            raise _invalid("n_trials", "an integer in [1, inf) or None", self.n_trials)
-        if self.timeout is not None and not rules.Interval("float", 0, None, "neither").accepts(
-            self.timeout
-        ):
-            raise _invalid("timeout", "None or a number in (0, inf)", self.timeout)
-        if self.patience is not None and not rules.Interval("int", 1, None).accepts(self.patience):
-            raise _invalid("patience", "None or an integer in [1, inf)", self.patience)
-        if self.sampler is not None and not isinstance(self.sampler, optuna.samplers.BaseSampler):
-            raise _invalid("sampler", "None or an optuna sampler", self.sampler)
-        if self.pruner is not None and not isinstance(self.pruner, optuna.pruners.BasePruner):
-            raise _invalid("pruner", "None or an optuna pruner", self.pruner)
-        if self.storage is not None and not isinstance(
-            self.storage, (str, optuna.storages.BaseStorage)
-        ):
-            raise _invalid("storage", "None, a database URL or an optuna storage", self.storage)
-        if self.study_name is not None and not isinstance(self.study_name, str):
-            raise _invalid("study_name", "None or a string", self.study_name)
-        cv = self.cv
-        cv_rule = "None, an integer in [2, inf), a CV splitter or an iterable of splits"
-        if isinstance(cv, (str, bytes, bool)) or (isinstance(cv, numbers.Integral) and cv < 2):
-            raise _invalid("cv", cv_rule, cv)
-        if not (
-            cv is None
-            or isinstance(cv, numbers.Integral)
-            or hasattr(cv, "split")
-            or hasattr(cv, "__iter__")
-        ):
-            raise _invalid("cv", cv_rule, cv)
-        self._check_scoring()
-        n_jobs = self.n_jobs
-        if n_jobs is not None and (
-            not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0
-        ):
-            raise _invalid("n_jobs", "None or a non-zero integer (-1: all CPUs)", n_jobs)
-        if self._n_jobs() > 1 and isinstance(self.storage, optuna.storages.InMemoryStorage):
-            raise _invalid(
-                "storage",
-                "a storage other processes can open (a database URL or a JournalStorage) "
-                "when n_jobs > 1",
-                self.storage,
-            )
-
-    def _check_scoring(self) -> None:
-        scoring, refit = self.scoring, self.refit
-        metrics = scoring if isinstance(scoring, dict) else {"score": scoring}
-        if not metrics:
-            raise _invalid("scoring", "a scorer, or a non-empty dict of scorers", scoring)
-        for name, scorer in metrics.items():
-            if not isinstance(name, str) or not name:
-                raise _invalid("scoring", "a dict keyed by metric names (strings)", scoring)
-            if isinstance(scorer, str):
-                if scorer not in get_scorer_names():
-                    raise _invalid(
-                        "scoring",
-                        "a callable or a scorer name from sklearn.metrics.get_scorer_names()",
-                        scorer,
-                    )
-            elif not callable(scorer):
-                raise _invalid("scoring", "a scorer name or a callable", scorer)
-        if isinstance(scoring, dict):
-            if refit is not False and refit not in metrics:
-                raise _invalid(
-                    "refit",
-                    f"False or the name of a metric of scoring ({', '.join(metrics)}) when "
-                    "scoring names several metrics",
-                    refit,
-                )
-        elif not isinstance(refit, (bool, np.bool_)):
-            raise _invalid("refit", "True or False (a metric name needs a dict scoring)", refit)
-
-    def _n_jobs(self) -> int:
-        if self.n_jobs is None:
-            return 1
-        if self.n_jobs < 0:
-            return max(1, cpu_count() + 1 + int(self.n_jobs))
-        return int(self.n_jobs)
-
-    # ------------------------------------------------------------------ fitting
-    def fit(
-        self, X: Any, y: Any, *, groups: Any = None, sample_weight: Any = None
-    ) -> DeepNetSearchCV:
-        """Run the study, then refit the best parameters on all the data.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data (anything the estimator, or the Pipeline's first step,
-            accepts).
-        y : array-like of shape (n_samples,)
-            Class labels.
-        groups : array-like of shape (n_samples,), default=None
-            Group labels for a group-aware ``cv`` splitter.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Row weights. Each fold's network trains with the weights of its training
-            rows and is scored with those of its validation rows; the refit uses all
-            of them. (With metadata routing on, request them with
-            ``set_fit_request(sample_weight=True)``.)
-
-        Returns
-        -------
-        self : DeepNetSearchCV
-        """
-        self._check_params()
-        estimator = self._estimator()
-        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
-            delattr(self, name)  # nothing from an earlier fit survives a failed one
-        space = self.space if self.space is not None else SearchSpace.default()
-        if isinstance(estimator, Pipeline):
-            X, y = validate_data(self, X, y, skip_check_array=True)
-            y = column_or_1d(y, warn=True)
-        else:
-            _, y = validate_data(self, X, y)  # checks only: the estimator gets X as given
-        X, y, groups = indexable(X, y, groups)
-        sample_weight = rules.check_sample_weight(sample_weight, len(y))
+    def _check_targets(self, y: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Class labels, at least two classes; ``classes_`` to set after the search."""
         check_classification_targets(y)
         classes = np.unique(y)
         if classes.size < 2:
             raise ValueError(
-                f"{_OWNER} needs samples of at least 2 classes; got {classes.size} "
-                f"class{'' if classes.size == 1 else 'es'} {classes.tolist()!r}."
+                f"{type(self).__name__} needs samples of at least 2 classes; got "
+                f"{classes.size} class{'' if classes.size == 1 else 'es'} "
+                f"{classes.tolist()!r}."
             )
-        seed = _seed(self.random_state)
-        splits = self._splits(X, y, groups, seed)
-        objective = Objective(
-            X,
-            y,
-            space=space,
-            estimator=estimator,
-            cv=splits,
-            scoring=self.scoring,
-            refit=self._refit_metric(),
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            random_state=seed,
-            sample_weight=sample_weight,
-        )
-        self.multimetric_ = isinstance(self.scoring, dict)
-        self.scorer_ = dict(objective.scorers) if self.multimetric_ else objective.scorer
-        self.n_splits_ = len(splits)
-        self.study_ = self._optimize(_TrackedObjective(objective), seed)
-        trials = self.study_.get_trials(deepcopy=False)
-        self.n_trials_ = len(trials)
-        self.cv_results_ = _cv_results(
-            trials,
-            space,
-            param_prefix(estimator),
-            self.n_splits_,
-            list(self.scorer_) if self.multimetric_ else None,
-            self._refit_metric(),
-        )
-        best = best_trials(self.study_, 1)
-        if not best:
-            states = sorted({t.state.name for t in trials})
-            raise ValueError(
-                f"{_OWNER}: no trial completed ({len(trials)} trials, states "
-                f"{', '.join(states) or 'none'}), so there are no best parameters; see "
-                "study_ for the reasons (user attribute 'diverged', failed trials' logs)."
+        return y, {"classes_": classes}
+
+    def _int_splitter(self, cv: int, y: np.ndarray, seed: int) -> Any:
+        """Stratified folds, fewer when a class is smaller than ``cv``."""
+        smallest = int(np.unique(y, return_counts=True)[1].min())
+        if smallest >= cv:
+            return StratifiedKFold(cv, shuffle=True, random_state=seed)
+        if smallest >= 2:
+            warnings.warn(
+                f"{type(self).__name__}: the smallest class has {smallest} samples, fewer "
+                f"than cv={cv}; using {smallest} stratified folds.",
+                UserWarning,
+                stacklevel=4,
             )
-        self.best_trial_ = best[0]
-        self.best_index_ = next(
-            i for i, t in enumerate(trials) if t.number == self.best_trial_.number
+            return StratifiedKFold(smallest, shuffle=True, random_state=seed)
+        n_splits = min(cv, len(y))
+        warnings.warn(
+            f"{type(self).__name__}: a class has a single sample, so no stratified split "
+            f"exists; using {n_splits} shuffled, unstratified folds.",
+            UserWarning,
+            stacklevel=4,
         )
-        self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
-        self.best_score_ = float(self.best_trial_.value)
-        self.classes_ = classes
-        if self.refit:
-            self._refit(estimator, X, y, seed, sample_weight)
-        return self
-
-    def _refit_metric(self) -> str | None:
-        """The metric the study optimizes: ``refit``'s, else the first (None: one)."""
-        if not isinstance(self.scoring, dict):
-            return None
-        return self.refit if isinstance(self.refit, str) else next(iter(self.scoring))
-
-    def _splits(self, X: Any, y: np.ndarray, groups: Any, seed: int) -> list[tuple]:
-        cv = 3 if self.cv is None else self.cv
-        if isinstance(cv, numbers.Integral):
-            smallest = int(np.unique(y, return_counts=True)[1].min())
-            if smallest >= cv:
-                splitter = StratifiedKFold(int(cv), shuffle=True, random_state=seed)
-            elif smallest >= 2:
-                warnings.warn(
-                    f"{_OWNER}: the smallest class has {smallest} samples, fewer than "
-                    f"cv={cv}; using {smallest} stratified folds.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                splitter = StratifiedKFold(smallest, shuffle=True, random_state=seed)
-            else:
-                n_splits = min(int(cv), len(y))
-                warnings.warn(
-                    f"{_OWNER}: a class has a single sample, so no stratified split "
-                    f"exists; using {n_splits} shuffled, unstratified folds.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                splitter = KFold(n_splits, shuffle=True, random_state=seed)
-        else:
-            splitter = check_cv(cv, y, classifier=True)
-        return [(np.asarray(tr), np.asarray(te)) for tr, te in splitter.split(X, y, groups)]
-
-    def _optimize(self, objective: _TrackedObjective, seed: int) -> optuna.Study:
-        sampler = (
-            copy.deepcopy(self.sampler)
-            if self.sampler is not None
-            else optuna.samplers.TPESampler(seed=seed)
-        )
-        pruner = (
-            copy.deepcopy(self.pruner)
-            if self.pruner is not None
-            else optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
-        )
-        resume = self.storage is not None and self.study_name is not None
-        n_jobs = self._n_jobs()
-        n_workers = n_jobs if self.n_trials is None else min(n_jobs, self.n_trials)
-        with ExitStack() as stack:
-            storage, worker_storage = self.storage, self.storage
-            if n_workers > 1 and storage is None:
-                from optuna.storages.journal import JournalFileBackend
-
-                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="optuna_dl-"))
-                path = os.path.join(folder, "journal.log")
-                storage = optuna.storages.JournalStorage(JournalFileBackend(path))
-                worker_storage = ("journal", path)
-            study = optuna.create_study(
-                storage=storage,
-                sampler=sampler,
-                pruner=pruner,
-                study_name=self.study_name,
-                direction="maximize",
-                load_if_exists=resume,
-            )
-            if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-                raise ValueError(
-                    f"{_OWNER}: study {study.study_name!r} in storage minimizes; scores "
-                    "are maximized, so resume only studies created to maximize."
-                )
-            if n_workers == 1:
-                study.optimize(
-                    objective,
-                    n_trials=self.n_trials,
-                    timeout=self.timeout,
-                    show_progress_bar=self.show_progress_bar,
-                )
-                return study
-            samplers = [copy.deepcopy(sampler) for _ in range(n_workers)]
-            for index in range(1, n_workers):
-                if self.sampler is None:
-                    samplers[index] = optuna.samplers.TPESampler(seed=(seed + index) % 2**32)
-                else:
-                    samplers[index].reseed_rng()
-            if self.n_trials is None:
-                counts: list[int | None] = [None] * n_workers
-            else:
-                share, extra = divmod(self.n_trials, n_workers)
-                counts = [share + (index < extra) for index in range(n_workers)]
-            _run_workers(
-                storage=worker_storage,
-                study_name=study.study_name,
-                samplers=samplers,
-                pruner=pruner,
-                objective=objective,
-                counts=counts,
-                timeout=self.timeout,
-                n_threads=threads_per_process(n_jobs),
-            )
-            if self.storage is not None:
-                return optuna.load_study(
-                    study_name=study.study_name, storage=storage, sampler=sampler, pruner=pruner
-                )
-            memory = optuna.storages.InMemoryStorage()
-            optuna.copy_study(
-                from_study_name=study.study_name, from_storage=storage, to_storage=memory
-            )
-            return optuna.load_study(
-                study_name=study.study_name, storage=memory, sampler=sampler, pruner=pruner
-            )
-
-    def _refit(
-        self, estimator: Any, X: Any, y: np.ndarray, seed: int, sample_weight: Any = None
-    ) -> None:
-        prefix = param_prefix(estimator)
-        best_epoch = TrialRecord.from_trial(self.best_trial_).best_epoch
-        epochs = int(best_epoch if best_epoch is not None else self.max_epochs)
-        best = clone(estimator).set_params(
-            **self.best_params_, **{prefix + "max_epochs": max(1, epochs)}
-        )
-        if final_network(best).random_state is None:
-            best.set_params(**{prefix + "random_state": seed})
-        weights = {} if sample_weight is None else {prefix + "sample_weight": sample_weight}
-        started = time.perf_counter()
-        best.fit(X, y, **weights)
-        self.refit_time_ = time.perf_counter() - started
-        self.best_estimator_ = best
-
-    # ---------------------------------------------------------------- inference
-    @_needs_refit
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict with ``best_estimator_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.predict(X)
+        return KFold(n_splits, shuffle=True, random_state=seed)
 
     @_needs_refit
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -726,37 +792,65 @@ class DeepNetSearchCV(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.predict_log_proba(X)
 
-    @_needs_refit
-    def score(self, X: Any, y: Any) -> float:
-        """Score ``best_estimator_`` on ``(X, y)`` with ``scoring`` (as in the search;
-        with several metrics, the ``refit`` one).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
 
-        Returns
-        -------
-        float
-        """
-        check_is_fitted(self, "best_estimator_")
-        scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
-        return float(scorer(self.best_estimator_, X, y))
+class DeepNetRegressorSearchCV(RegressorMixin, _DeepNetSearch):
+    """Tune a :class:`~optuna_dl.DeepNetRegressor` with an Optuna study.
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        estimator = self.estimator if self.estimator is not None else DeepNetClassifier()
+    The same search as :class:`DeepNetSearchCV`, with the same parameters and
+    attributes, for regression: ``estimator`` is a DeepNetRegressor (or a Pipeline
+    ending in one; None means ``DeepNetRegressor()``), an int ``cv`` gives shuffled
+    ``KFold`` splits, and ``scoring`` defaults to ``"r2"`` (any scikit-learn regression
+    scorer, such as ``"neg_root_mean_squared_error"``; greater is better). It has no
+    ``classes_``, ``predict_proba`` or ``predict_log_proba``.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from optuna_dl import DeepNetRegressor, DeepNetRegressorSearchCV, SearchSpace
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> search = DeepNetRegressorSearchCV(
+    ...     make_pipeline(StandardScaler(), DeepNetRegressor(n_units=16)),
+    ...     space=SearchSpace.default(max_tier=1),
+    ...     n_trials=3,
+    ...     max_epochs=5,
+    ...     random_state=0,
+    ... ).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['deepnetregressor__learning_rate']
+    >>> -1 < search.best_score_ <= 1
+    True
+    """
+
+    _network = DeepNetRegressor
+    _default_scoring = "r2"
+    # The search's own score (its scorer), not RegressorMixin's R².
+    score = _DeepNetSearch.__dict__["score"]
+
+    def _check_targets(self, y: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Finite numeric targets (nothing to set after the search)."""
         try:
-            inner = get_tags(estimator)
-        except Exception:  # an invalid estimator is reported by fit
-            return tags
-        tags.input_tags.sparse = inner.input_tags.sparse
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
-        tags.input_tags.pairwise = inner.input_tags.pairwise
-        if inner.classifier_tags is not None:
-            tags.classifier_tags = copy.deepcopy(inner.classifier_tags)
-        return tags
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{type(self).__name__} needs numeric targets; got {np.asarray(y).dtype}."
+            ) from None
+        if not np.isfinite(y).all():
+            raise ValueError(f"{type(self).__name__}: targets must be finite.")
+        return y, {}
+
+    def _int_splitter(self, cv: int, y: np.ndarray, seed: int) -> Any:
+        """Shuffled folds (at most one per sample)."""
+        if len(y) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples to cross-validate; got "
+                f"{len(y)} sample."
+            )
+        return KFold(min(cv, len(y)), shuffle=True, random_state=seed)
 
 
 def _score_columns(

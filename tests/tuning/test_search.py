@@ -491,3 +491,82 @@ def test_the_search_requests_sample_weights_in_scikit_learns_way(iris):
         search = make_search(n_trials=1, max_epochs=2).set_fit_request(sample_weight=True)
         results = cross_validate(search, X, y, cv=2, params={"sample_weight": weights})
     assert len(results["test_score"]) == 2
+
+
+# ------------------------------------------------------------------ regression
+def _regression_data():
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n_samples=200, random_state=0)
+    return StandardScaler().fit_transform(X), y
+
+
+def make_regressor_search(**params):
+    from optuna_dl import DeepNetRegressor, DeepNetRegressorSearchCV
+
+    settings = dict(
+        estimator=DeepNetRegressor(n_units=16, n_layers=1),
+        space=FAST_SPACE,
+        n_trials=2,
+        max_epochs=10,
+        cv=2,
+        random_state=0,
+    )
+    settings.update(params)
+    return DeepNetRegressorSearchCV(**settings)
+
+
+@parametrize_with_checks(
+    [make_regressor_search()],
+    expected_failed_checks=lambda estimator: {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "repeated rows fall into other folds and mini-batches than weighted ones"
+        )
+    },
+)
+def test_the_regressor_search_is_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_the_regressor_search_scores_r2_on_plain_folds_and_refits():
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold
+
+    X, y = _regression_data()
+    search = make_regressor_search(n_trials=3).fit(X, y)
+    assert search.scorer_._score_func is r2_score
+    assert not hasattr(search, "classes_") and not hasattr(search, "predict_proba")
+    folds = list(KFold(2, shuffle=True, random_state=0).split(X, y))
+    assert search.n_splits_ == 2
+    trial = search.best_trial_
+    params = trial.user_attrs["estimator_params"]
+    for k, (train, val) in enumerate(folds):
+        model = clone(search.estimator).set_params(**params, max_epochs=10, random_state=0)
+        for _ in range(trial.user_attrs["best_epoch"]):
+            model.partial_fit(X[train], y[train])
+        expected = r2_score(y[val], model.predict(X[val]))
+        assert search.cv_results_[f"split{k}_test_score"][search.best_index_] == pytest.approx(
+            expected, abs=1e-12
+        )
+    assert search.score(X, y) == pytest.approx(r2_score(y, search.predict(X)))
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"estimator": DeepNetClassifier()}, "estimator"),
+        ({"scoring": "no_such_score"}, "scoring"),
+    ],
+)
+def test_the_regressor_search_names_bad_parameters(params, name):
+    X, y = _regression_data()
+    with pytest.raises(ValueError, match=rf"DeepNetRegressorSearchCV: parameter '{name}'"):
+        make_regressor_search(**params).fit(X, y)
+
+
+def test_a_classifier_search_refuses_a_regressor():
+    from optuna_dl import DeepNetRegressor
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match=r"parameter 'estimator' must be a DeepNetClassifier"):
+        make_search(estimator=DeepNetRegressor()).fit(X, y)
