@@ -27,6 +27,7 @@ def data():
     return X.astype(np.float32), y
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed")
 @pytest.mark.parametrize(
     "extra",
@@ -62,6 +63,7 @@ def test_the_environment_variable_selects_numpy_and_both_train_the_same_weights(
     np.testing.assert_allclose(model.predict_proba(data()[0]), proba, atol=WEIGHT_TOLERANCE)
 
 
+@pytest.mark.slow
 def test_an_unknown_backend_name_is_an_error():
     script = "import optuna_dl"
     environment = {**os.environ, "OPTUNA_DL_KERNELS": "cuda"}

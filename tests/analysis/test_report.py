@@ -143,6 +143,7 @@ def test_hostile_strings_are_escaped(make_study, tmp_path):
     assert html.count("<script") == html.count("</script>")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
 def test_best_trials_follow_the_direction(make_study, tmp_path, direction):
     dist = {"x": FloatDistribution(0, 1)}

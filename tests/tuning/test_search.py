@@ -48,6 +48,7 @@ def make_search(**params) -> DeepNetSearchCV:
 # (tests/test_estimator_checks.py): repeated rows also land in other folds and other
 # mini-batches than weighted ones. Tests below check that the search slices the
 # weights to each fold and uses them all in the refit.
+@pytest.mark.slow
 @parametrize_with_checks(
     [
         make_search(n_trials=2, max_epochs=10),
@@ -516,6 +517,7 @@ def make_regressor_search(**params):
     return DeepNetRegressorSearchCV(**settings)
 
 
+@pytest.mark.slow
 @parametrize_with_checks(
     [make_regressor_search()],
     expected_failed_checks=lambda estimator: {
