@@ -218,9 +218,10 @@ class _BaseDeepNet(CallbackSupportMixin, BaseEstimator):
         return None
 
     def _batch_loss(
-        self, outputs: np.ndarray, y: np.ndarray, weights: np.ndarray | None, batch: np.ndarray
+        self, outputs: np.ndarray, y: np.ndarray, weights: np.ndarray | None
     ) -> tuple[float, np.ndarray]:
-        """The loss of one mini-batch and its gradient at the output layer."""
+        """The loss of one mini-batch (rows weighted by ``weights``, if given) and its
+        gradient at the output layer."""
         raise NotImplementedError
 
     def _holdout_score(self, holdout: _Holdout) -> float:
@@ -442,14 +443,15 @@ class _BaseDeepNet(CallbackSupportMixin, BaseEstimator):
             m = batch.size
             X_batch = kernels.take_rows(X, batch, batch_buffer[:m])
             logits = network.forward(X_batch, training=True)
-            loss, dlogits = self._batch_loss(logits, y[batch], row_weights, batch)
+            w_batch = None if row_weights is None else row_weights[batch]
+            loss, dlogits = self._batch_loss(logits, y[batch], w_batch)
             network.backward(dlogits)
             if l2 > 0:
                 for W, dW in zip(weights, weight_grads):
                     dW += (l2 / m) * W
                     loss += l2 / (2 * m) * float(np.vdot(W, W))
             optimizer.update(params, grads, learning_rate)
-            total += loss * (m if row_weights is None else float(row_weights[batch].sum()))
+            total += loss * (m if w_batch is None else float(w_batch.sum()))
         return total / total_weight
 
     def _finite_epoch(self, epoch_loss: float) -> bool:
@@ -981,12 +983,12 @@ class DeepNetClassifier(ClassifierMixin, _BaseDeepNet):
         return None
 
     def _batch_loss(
-        self, logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None, batch: np.ndarray
+        self, logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None
     ) -> tuple[float, np.ndarray]:
         """The loss of one mini-batch and its gradient at the output layer."""
         if weights is None:
             return softmax_cross_entropy(logits, y)
-        return weighted_softmax_cross_entropy(logits, y, weights[batch])
+        return weighted_softmax_cross_entropy(logits, y, weights)
 
     def _target_state(self) -> dict[str, Any]:
         return {"classes": self.classes_}
@@ -1303,10 +1305,9 @@ class DeepNetRegressor(RegressorMixin, _BaseDeepNet):
         return np.ascontiguousarray(standardized, dtype=self.network_.dtype)
 
     def _batch_loss(
-        self, outputs: np.ndarray, y: np.ndarray, weights: np.ndarray | None, batch: np.ndarray
+        self, outputs: np.ndarray, y: np.ndarray, weights: np.ndarray | None
     ) -> tuple[float, np.ndarray]:
-        loss = REGRESSION_LOSSES[self.loss]
-        return loss(outputs, y, None if weights is None else weights[batch])
+        return REGRESSION_LOSSES[self.loss](outputs, y, weights)
 
     def _holdout_score(self, holdout: _Holdout) -> float:
         """R² of the held-out rows (standardized targets, the same R²), weighted,

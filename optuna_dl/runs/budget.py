@@ -270,7 +270,8 @@ def run_budget(
             with lock:
                 fail_stale_trials(study)
                 now = tally(study.get_trials(deepcopy=False))
-                if now.waiting or n_trials is None or now.committed < n_trials:
+                room = stopped is None and (n_trials is None or now.committed < n_trials)
+                if now.waiting or room:  # queued retries run even once the study stops
                     study.optimize(
                         guard_storage(run_one),
                         n_trials=1,
@@ -279,10 +280,8 @@ def run_budget(
                         gc_after_trial=False,
                     )
                     ran += 1
-                    stopped = should_stop(study) if should_stop is not None else None
-                    if stopped is None:
-                        continue
-                    n_trials = 0  # as if the target were reached
+                    if stopped is None and should_stop is not None:
+                        stopped = should_stop(study)
                     continue
             if now.running == 0:
                 break

@@ -20,13 +20,14 @@ def settled_ranking(rule: StopRule) -> Callable[[optuna.Study], str | None]:
     line) once the first ``rule.confident_top`` places of the study's ranking are
     settled, else None.
     """
-    next_look = [rule.min_trials]  # several workers may each skip some counts
+    next_look = rule.min_trials  # several workers may each skip some counts
 
     def check(study: optuna.Study) -> str | None:
+        nonlocal next_look
         finished = len(finished_trials(study.get_trials(deepcopy=False)))
-        if finished < next_look[0]:
+        if finished < next_look:
             return None
-        next_look[0] = finished + rule.check_every
+        next_look = finished + rule.check_every
         result = study_ranking(study)
         if rank_confidence(result).settled_top < rule.confident_top:
             return None
