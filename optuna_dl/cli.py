@@ -52,6 +52,9 @@ def _config(args: argparse.Namespace) -> StudyConfig:
     return dataclasses.replace(config, **changes) if changes else config
 
 
+READ_STORAGE_HELP = "storage URL, or an Optuna journal file's path (default: the study file's)"
+
+
 def _search_best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best completed trial of the search, or None.
 
@@ -82,8 +85,7 @@ def _chosen_trial(study: optuna.Study, config: StudyConfig, number: int | None):
                     break
                 return trial
         raise CommandError(
-            f"--trial {number}: study {config.name!r} has no completed search trial "
-            f"{number}."
+            f"--trial {number}: study {config.name!r} has no completed search trial {number}."
         )
     if not config.multi_objective:
         return _best_trial(study)
@@ -410,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     best = commands.add_parser("best", help="show the best trial")
     best.add_argument("config")
-    best.add_argument("--storage")
+    best.add_argument("--storage", help=READ_STORAGE_HELP)
     best.add_argument("--json", action="store_true", help="print JSON")
     best.add_argument("--trial", type=int, metavar="N", help="this trial instead of the best")
     best.set_defaults(handler=command_best)
@@ -420,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("config")
     export.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
-    export.add_argument("--storage")
+    export.add_argument("--storage", help=READ_STORAGE_HELP)
     export.add_argument("--trial", type=int, metavar="N", help="this trial instead of the best")
     export.set_defaults(handler=command_export)
 
@@ -429,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank an existing study's hyperparameters, with intervals, without running trials",
     )
     importance.add_argument("config", help="study file, e.g. studies/digits.toml")
-    importance.add_argument("--storage", help="storage URL (default: the study file's)")
+    importance.add_argument("--storage", help=READ_STORAGE_HELP)
     importance.add_argument("--json", action="store_true", help="print JSON")
     importance.add_argument(
         "--method",
@@ -447,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "-o", "--output", help="HTML file to write (default: the study file's report)"
     )
-    report.add_argument("--storage", help="storage URL (default: the study file's)")
+    report.add_argument("--storage", help=READ_STORAGE_HELP)
     report.set_defaults(handler=command_report)
 
     worker = commands.add_parser(

@@ -445,7 +445,8 @@ def test_best_and_export_without_a_completed_trial(tmp_path, capsys, command):
         (["--timeout", "nan"], "--timeout"),
         (["--seed", "-1"], "--seed"),
         (["--seed", str(2**32)], "--seed"),
-        (["--storage", "not-a-url"], "cannot open storage"),
+        (["--storage", "not-a-url"], "not the journal file 'not-a-url'"),
+        (["--storage", "sqlite:/one/slash.db"], "cannot open storage sqlite:/one/slash.db"),
         (["--storage", "sqlite:////no/such/folder/x.db"], "cannot open storage"),
         (["--bogus"], "unrecognized arguments"),
     ],
@@ -700,6 +701,72 @@ def test_report_errors_are_one_line_and_write_nothing(resumable, tmp_path, case)
     assert_one_line_error(code, err, expected)
     assert not output.exists()
     assert not (tmp_path / "absent.db").exists()
+
+
+@pytest.fixture
+def journal_copy(resumable, tmp_path):
+    """The 3-trial study copied into an Optuna journal file."""
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "cli_iris.log"
+    optuna.copy_study(
+        from_study_name="cli_iris",
+        from_storage=storage_url(tmp_path / "cli_iris.db"),
+        to_storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))),
+    )
+    return journal
+
+
+@pytest.mark.slow
+def test_report_importance_and_best_read_a_journal_file(resumable, journal_copy, tmp_path):
+    before = digest(journal_copy)
+    output = tmp_path / "journal.html"
+    code, out, err = run_cli("report", resumable, "--storage", journal_copy, "-o", output)
+    assert code == 0, err
+    assert out.strip() == f"report: {output}"
+    assert "<h1>cli_iris</h1>" in output.read_text(encoding="utf-8")
+    from_database = run_cli("importance", resumable, "--json")
+    from_journal = run_cli("importance", resumable, "--json", "--storage", journal_copy)
+    assert from_journal[0] == 0, from_journal[2]
+    assert json.loads(from_journal[1]) == json.loads(from_database[1])
+    code, out, err = run_cli("best", resumable, "--json", "--storage", journal_copy)
+    assert code == 0, err
+    assert json.loads(out)["trial"] == load(tmp_path / "cli_iris.db").best_trial.number
+    assert digest(journal_copy) == before  # read, never written
+
+
+@pytest.mark.parametrize("command", ["run", "babysit", "worker"])
+def test_trials_are_never_run_into_a_journal_file(resumable, journal_copy, command):
+    before = digest(journal_copy)
+    if command == "worker":
+        args = ["worker", "--storage", journal_copy, "--study", "cli_iris"]
+    else:
+        args = [command, resumable, "--storage", journal_copy]
+    code, _, err = run_cli(*args)
+    assert_one_line_error(code, err, "not the journal file", "sqlite:///")
+    assert digest(journal_copy) == before
+
+
+@pytest.mark.parametrize("case", ["missing", "folder", "sqlite file", "not a journal"])
+def test_a_bad_journal_file_is_a_one_line_error(resumable, tmp_path, case):
+    journal = tmp_path / "study.log"
+    expected = {
+        "missing": "does not exist",
+        "folder": "is a folder",
+        "sqlite file": "is an SQLite database; give it as sqlite:///",
+        "not a journal": "not an Optuna journal",
+    }[case]
+    if case == "folder":
+        journal.mkdir()
+    elif case == "sqlite file":
+        journal = tmp_path / "cli_iris.db"
+    elif case == "not a journal":
+        journal.write_text("# notes, not a journal\n{}\n", encoding="utf-8")
+    output = tmp_path / "never.html"
+    code, _, err = run_cli("report", resumable, "--storage", journal, "-o", output)
+    assert_one_line_error(code, err, f"cannot open journal file {str(journal)!r}", expected)
+    assert not output.exists()
+    assert journal.exists() == (case != "missing")
 
 
 # ------------------------------------------------------------------ importance

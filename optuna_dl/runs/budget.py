@@ -185,7 +185,6 @@ class StudyLock:
         self.release()
 
 
-
 # ------------------------------------------------------------------------ loop
 @dataclasses.dataclass(frozen=True)
 class BudgetResult:

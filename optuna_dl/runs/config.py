@@ -582,8 +582,9 @@ def _parse_objectives(
         )
     unknown = [o for o in objectives[1:] if o not in EXTRA_OBJECTIVES]
     if unknown:
-        raise p.fail("objectives", f"unknown objective {unknown[0]!r}; allowed after the "
-                     f"score: {allowed}.")
+        raise p.fail(
+            "objectives", f"unknown objective {unknown[0]!r}; allowed after the score: {allowed}."
+        )
     return tuple(objectives)
 
 
@@ -608,9 +609,7 @@ def _parse_stop(
             f"is {rule.min_trials}, more than n_trials = {n_trials}, the most the study runs.",
         )
     if not 1 <= rule.check_every <= 100_000:
-        raise p.fail(
-            "stop.check_every", f"must be between 1 and 100000; got {rule.check_every}."
-        )
+        raise p.fail("stop.check_every", f"must be between 1 and 100000; got {rule.check_every}.")
     return rule
 
 

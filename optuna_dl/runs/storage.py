@@ -21,6 +21,13 @@ operating-system crash can lose the last commits, and never corrupts the file.
 when the last such process lets go of it, so it stays readable from a read-only
 folder.
 
+A storage is a database URL (SQLite, PostgreSQL, any SQLAlchemy URL) or, for the
+commands that only read a study, the path of an Optuna journal file
+(:func:`journal_file`), as Optuna's command line and optuna-dashboard accept it.
+Trials are run into databases only: a journal file keeps no heartbeats, so the trial
+of a killed process would stay RUNNING for ever and a run waiting for it would wait
+for ever.
+
 A database that fails while a study runs (a full disk, a read-only file, a server
 that went away) is reported as one :class:`StorageError` line (:func:`storage_errors`,
 :class:`QuietStorageFailures`). The trial it interrupted stays RUNNING, like the trial
@@ -54,6 +61,7 @@ GRACE_PERIOD = 30
 HEARTBEAT_INTERVAL_ENV = "OPTUNA_DL_HEARTBEAT_INTERVAL"
 GRACE_PERIOD_ENV = "OPTUNA_DL_GRACE_PERIOD"
 WAL_PAGES = 256  # pages of the write-ahead log between two checkpoints
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 
 
 def redact(url: str) -> str:
@@ -151,6 +159,36 @@ def sqlite_file(url: str) -> Path | None:
     if database.startswith("file:"):
         return None
     return Path(database)
+
+
+def journal_file(url: str) -> Path | None:
+    """The file of a journal-file storage: ``url`` when it is a path, not a URL.
+
+    Anything that starts like a URL (``scheme:``) is one, so a mistyped URL such as
+    ``sqlite:/x.db`` is reported as a URL that cannot be opened.
+
+    Parameters
+    ----------
+    url : str
+        A storage URL (``scheme://...``) or the path of an Optuna journal file.
+
+    Returns
+    -------
+    Path or None
+        None for a URL.
+
+    Examples
+    --------
+    >>> journal_file("studies/digits.log")
+    PosixPath('studies/digits.log')
+    >>> journal_file("sqlite:///studies/digits.db") is None
+    True
+    >>> journal_file("sqlite:/studies/digits.db") is None
+    True
+    """
+    if not url or re.match(r"[A-Za-z][\w+.-]*:", url):
+        return None
+    return Path(url)
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -358,9 +396,10 @@ def guard_storage(objective: Callable[[optuna.Trial], float]) -> Callable[[optun
     return guarded
 
 
-def open_storage(url: str, *, retries: int = 3) -> optuna.storages.RDBStorage:
+def open_storage(url: str, *, retries: int = 3) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats: a trial whose process died is marked failed
     after the grace period and retried up to ``retries`` times by a live worker.
+    A path (:func:`journal_file`) opens that existing journal file, without heartbeats.
 
     An SQLite file that did not exist is removed again when it cannot be set up (for
     example on a full disk), so a failed attempt leaves nothing behind.
@@ -369,8 +408,12 @@ def open_storage(url: str, *, retries: int = 3) -> optuna.storages.RDBStorage:
     ------
     StorageError
         The URL cannot be parsed, its driver is missing, or the database cannot be
-        opened (a missing directory, a file that is not a database, an old schema).
+        opened (a missing directory, a file that is not a database, an old schema);
+        the journal file does not exist or cannot be read as one.
     """
+    journal = journal_file(url)
+    if journal is not None:
+        return _open_journal(journal)
     interval, grace = heartbeat_settings()
     file = sqlite_file(url)
     new_file = file is not None and not file.exists()
@@ -525,6 +568,34 @@ def _open(url: str, retries: int, interval: int, grace: int) -> optuna.storages.
             reason += f" ({_folder_problem(file.parent)})"
         # The password may appear in the driver's message; hide it there too.
         raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
+
+
+def _open_journal(file: Path) -> optuna.storages.JournalStorage:
+    """The journal-file storage in ``file``, which must exist (nothing is created)."""
+    from optuna.storages.journal import JournalFileBackend
+
+    def refuse(reason: str) -> StorageError:
+        return StorageError(f"cannot open journal file {str(file)!r}: {reason}")
+
+    if not file.exists():
+        raise refuse("it does not exist (a storage URL looks like sqlite:///study.db)")
+    if file.is_dir():
+        raise refuse("it is a folder")
+    try:
+        with file.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+        if header == SQLITE_HEADER:
+            raise refuse(f"it is an SQLite database; give it as sqlite:///{file}")
+        # Optuna reads the whole journal here: a file that is not one fails now.
+        return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
+    except StorageError:
+        raise
+    except OSError as error:
+        raise refuse(f"it cannot be read ({error.strerror or error})") from None
+    except (ValueError, KeyError, TypeError) as error:
+        lines = str(error).strip().splitlines()
+        detail = lines[0] if lines else ""
+        raise refuse(f"not an Optuna journal ({type(error).__name__}: {detail})") from None
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

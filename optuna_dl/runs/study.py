@@ -22,6 +22,7 @@ from optuna_dl.runs.storage import (
     QuietStorageFailures,
     StorageError,
     close_storage,
+    journal_file,
     open_storage,
     redact,
     remove_sqlite_file,
@@ -126,6 +127,12 @@ def open_study(
         raise ValueError("give a config, or for mode='join' a url and a study name.")
     url = url if config is None else config.storage
     assert url is not None
+    if mode != "read" and journal_file(url) is not None:
+        raise StorageError(
+            f"trials are run into a database, not the journal file {url!r} (it keeps no "
+            "heartbeats to retry a killed process's trial); give a URL such as "
+            "sqlite:///study.db. Journal files can be read: report, importance, best, export."
+        )
     if mode in ("read", "join"):
         _require_file(url)
     file = sqlite_file(url)
@@ -233,4 +240,3 @@ def _discard_if_empty(storage: Any, name: str, new_file: Path | None) -> None:
             remove_sqlite_file(new_file)
         else:
             storage.delete_study(study_id)
-

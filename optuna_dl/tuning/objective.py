@@ -170,9 +170,7 @@ class Objective:
         self.objectives = tuple(objectives)
         unknown = sorted(set(self.objectives) - set(OBJECTIVES))
         if unknown:
-            raise ValueError(
-                f"objectives may be {', '.join(OBJECTIVES)}; got {unknown[0]!r}."
-            )
+            raise ValueError(f"objectives may be {', '.join(OBJECTIVES)}; got {unknown[0]!r}.")
         self.regression = isinstance(final_network(self.estimator), DeepNetRegressor)
         self.classes = None if self.regression else np.unique(self.y)
         self.splits = self._make_splits(cv, validation_fraction)

@@ -793,7 +793,6 @@ class DeepNetSearchCV(ClassifierMixin, _DeepNetSearch):
         return self.best_estimator_.predict_log_proba(X)
 
 
-
 class DeepNetRegressorSearchCV(RegressorMixin, _DeepNetSearch):
     """Tune a :class:`~optuna_dl.DeepNetRegressor` with an Optuna study.
 
