@@ -212,8 +212,8 @@ def test_run_with_workers_on_postgres_hides_password(
     postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``run --workers 2`` against PostgreSQL: exact count, the workers rebuilt the
-    study from its stored definition, and the URL's password is in no output of run,
-    best or worker."""
+    study from its stored definition, ``report`` reads it back, and the URL's password
+    is in no output of run, best, report or worker."""
     name, n_trials = f"caviar_run_{tmp_path.name[-12:]}", 6
     password = _password(postgres_url)
     config = _study_file(tmp_path, name, n_trials, max_epochs=3)
@@ -223,6 +223,12 @@ def test_run_with_workers_on_postgres_hides_password(
     assert f"{ROLE}:***@127.0.0.1" in ran.stdout
     assert len(finished_trials(_trials(postgres_url, name))) == n_trials
     assert main(["best", str(config), "--storage", postgres_url]) == 0
+    # The report of a study the workers filled, read back without running a trial.
+    report = tmp_path / "report.html"
+    assert main(["report", str(config), "--storage", postgres_url, "-o", str(report)]) == 0
+    assert f"<h1>{name}</h1>" in report.read_text(encoding="utf-8")
+    assert password not in report.read_text(encoding="utf-8")
+    assert len(_trials(postgres_url, name)) == n_trials
     # A worker on "another machine": no study file, the study is complete already.
     assert main(["worker", "--storage", postgres_url, "--study", name]) == 0
     joined = capsys.readouterr()
