@@ -2,7 +2,9 @@
 
 Forward: batch mean and biased variance per column, ``xhat = (z - mean) * inv_std``
 kept for backward, and ``g(gamma * xhat + beta)`` written over ``z``: three passes
-over the batch where NumPy makes about eight.
+over the batch where NumPy makes about eight. The last pass runs in a loop of its own
+per activation (``_normalize_activate``): with the code a constant the loop
+vectorizes, with a branch on it per element it does not (3.7x slower at 128 x 256).
 
 Backward: ``dy = da * g'(a)`` with its column sums ``dbeta = sum(dy)`` and
 ``dgamma = sum(dy * xhat)`` in one pass, then
@@ -14,8 +16,28 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from optuna_dl.nn.kernels._activation import activate, derivative
+from optuna_dl.nn.kernels._activation import (
+    IDENTITY,
+    LEAKY_RELU,
+    RELU,
+    activate,
+    derivative,
+)
 from optuna_dl.nn.kernels._flags import JIT_OPTIONS
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _normalize_activate(z, gamma, beta, code, slope, xhat, inv_std):
+    """``xhat *= inv_std`` and ``z = g(gamma * xhat + beta)`` (inlined: ``code`` is a
+    constant wherever the caller passes one)."""
+    m, n = z.shape
+    one = gamma.dtype.type(1)
+    half = gamma.dtype.type(0.5)
+    for i in range(m):
+        for j in range(n):
+            x = xhat[i, j] * inv_std[j]
+            xhat[i, j] = x
+            z[i, j] = activate(gamma[j] * x + beta[j], code, slope, one, half)
 
 
 @njit(**JIT_OPTIONS)
@@ -23,7 +45,6 @@ def forward(z, gamma, beta, eps, code, slope, xhat, mean, var, inv_std):
     """Normalize and activate ``z`` in place; fill ``xhat``, ``mean``, ``var``, ``inv_std``."""
     m, n = z.shape
     one = gamma.dtype.type(1)
-    half = gamma.dtype.type(0.5)
     inv_m = one / gamma.dtype.type(m)
     mean[:] = 0
     var[:] = 0
@@ -40,11 +61,16 @@ def forward(z, gamma, beta, eps, code, slope, xhat, mean, var, inv_std):
     for j in range(n):
         var[j] *= inv_m
         inv_std[j] = one / np.sqrt(var[j] + eps)
-    for i in range(m):
-        for j in range(n):
-            x = xhat[i, j] * inv_std[j]
-            xhat[i, j] = x
-            z[i, j] = activate(gamma[j] * x + beta[j], code, slope, one, half)
+    # The codes the training step uses, each as a constant (see the module docstring);
+    # tanh and sigmoid reach the kernel as IDENTITY (NumPy applies them).
+    if code == RELU:
+        _normalize_activate(z, gamma, beta, RELU, slope, xhat, inv_std)
+    elif code == LEAKY_RELU:
+        _normalize_activate(z, gamma, beta, LEAKY_RELU, slope, xhat, inv_std)
+    elif code == IDENTITY:
+        _normalize_activate(z, gamma, beta, IDENTITY, slope, xhat, inv_std)
+    else:
+        _normalize_activate(z, gamma, beta, code, slope, xhat, inv_std)
 
 
 @njit(**JIT_OPTIONS)
