@@ -156,6 +156,20 @@ def test_optimizer_kernels_stay_float32_and_vectorize(name):
     assert " x float>" in ir  # the loop runs on SIMD vectors of float32
 
 
+def test_every_kernel_is_serial():
+    """No kernel starts threads of its own: the BLAS thread limit that the estimator
+    sets with threadpoolctl stays the only parallelism, whatever numba's thread count."""
+    assert "parallel" not in JIT_OPTIONS
+    dispatchers = [
+        value
+        for module in (getattr(_compiled, name) for name in _compiled.__all__)
+        for value in vars(module).values()
+        if isinstance(value, numba.core.registry.CPUDispatcher)
+    ]
+    assert len(dispatchers) >= 10, dispatchers
+    assert not any(d.targetoptions.get("parallel") for d in dispatchers)
+
+
 @pytest.mark.parametrize("name", OPTIMIZER_NAMES)
 def test_a_nan_gradient_gives_nan_parameters_under_fast_math(name):
     param = np.ones(64, np.float32)
