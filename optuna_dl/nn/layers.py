@@ -178,7 +178,7 @@ class BatchNorm(Layer):
         """Whether ``forward_activation(z, activation)`` runs a fused kernel."""
         return (
             z.ndim == 2
-            and kernels.fusable(z, self.gamma, self.beta)
+            and kernels.fusable(z, self.gamma, self.beta, self.running_mean, self.running_var)
             and kernels.activation_code(activation) is not None
         )
 
@@ -189,10 +189,17 @@ class BatchNorm(Layer):
 
         ``backward_activation`` then back-propagates through both.
         """
-        xhat, mean, var, inv_std = kernels.batchnorm_activation_forward(
-            z, self.gamma, self.beta, self.eps, activation
+        # The kernel also moves the running averages (``_update_moving_averages``).
+        xhat, inv_std = kernels.batchnorm_activation_forward(
+            z,
+            self.gamma,
+            self.beta,
+            self.eps,
+            activation,
+            self.running_mean,
+            self.running_var,
+            self.momentum,
         )
-        self._update_moving_averages(mean, var)
         self._xhat, self._inv_std, self._a = xhat, inv_std, z
         self._activation = activation
         self._centered = None  # a plain forward before this one is superseded

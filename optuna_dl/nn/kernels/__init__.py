@@ -197,9 +197,18 @@ def adam_step(
 
 
 def batchnorm_activation_forward(
-    z: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, activation: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Training-mode batch norm followed by ``activation``, written over ``z``.
+    z: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    eps: float,
+    activation: str,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    momentum: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training-mode batch norm followed by ``activation``, written over ``z``; the
+    running averages move toward the batch's statistics in the same call
+    (``running = momentum * running + (1 - momentum) * batch``, in place).
 
     tanh and sigmoid are applied by NumPy after the kernel (its SIMD loops beat a
     compiled scalar call per element); the other activations inside the kernel.
@@ -208,8 +217,8 @@ def batchnorm_activation_forward(
     -------
     xhat : ndarray of shape z.shape
         The normalized batch (needed by the backward pass).
-    mean, var, inv_std : ndarray of shape (z.shape[1],)
-        Batch mean, biased variance and ``1 / sqrt(var + eps)``.
+    inv_std : ndarray of shape (z.shape[1],)
+        ``1 / sqrt(var + eps)`` of the batch's biased variance.
     """
     kernel_module = _compiled._activation
     numpy_forward = activation in kernel_module.NUMPY_FORWARD
@@ -219,11 +228,24 @@ def batchnorm_activation_forward(
     xhat = np.empty_like(z)
     mean, var, inv_std = (np.empty(n, dtype=z.dtype) for _ in range(3))
     _compiled._batchnorm.forward(
-        z, gamma, beta, t(eps), code, _leaky_slope(z.dtype), xhat, mean, var, inv_std
+        z,
+        gamma,
+        beta,
+        t(eps),
+        code,
+        _leaky_slope(z.dtype),
+        t(momentum),
+        t(1.0 - momentum),
+        running_mean,
+        running_var,
+        xhat,
+        mean,
+        var,
+        inv_std,
     )
     if numpy_forward:
         ACTIVATIONS[activation](z)
-    return xhat, mean, var, inv_std
+    return xhat, inv_std
 
 
 def batchnorm_activation_backward(
