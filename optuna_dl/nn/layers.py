@@ -6,11 +6,21 @@ and ``backward(dout) -> dx``, which fills ``grads`` (same order as ``params``).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from optuna_dl.nn import kernels
 from optuna_dl.nn.activations import ACTIVATIONS, DERIVATIVES
 from optuna_dl.nn.initializers import INITIALIZERS
+
+
+@functools.lru_cache(maxsize=16)
+def _ones(m: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of ``m`` ones."""
+    ones = np.ones(m, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 class Layer:
@@ -101,7 +111,10 @@ class Dense(Layer):
         x = self._x
         np.matmul(x.T, dout, out=self.dW)
         if self.b is not None:
-            np.sum(dout, axis=0, out=self.db)
+            # The column sums as a GEMV (ones @ dout): within a training step, after
+            # the GEMMs have filled the caches, np.sum's reduction took 20-25 us more
+            # per W2 step at (128, 10).
+            np.matmul(_ones(dout.shape[0], dout.dtype), dout, out=self.db)
         self._x = None
         return dout @ self.W.T if self.input_grad else None
 
