@@ -69,3 +69,22 @@ def test_regression_benchmark_quick_run() -> None:
             float(row.split()[-1])  # the ratio column is a number
     ours = [x for x in lines if "DeepNetRegressor" in x]
     assert all(x.split()[-1] == "1.00" for x in ours)
+
+
+def test_optimizer_step_benchmark_short_run() -> None:
+    pytest.importorskip("numba")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "optimizer_step.py"), "--steps", "2", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    names = {"sgd", "momentum", "rmsprop", "adam"}
+    assert sorted((row[0], int(row[1])) for row in rows) == sorted(
+        (name, n) for name in names for n in (269_834, 65_536)
+    )
+    for row in rows:
+        [float(cell) for cell in row[2:]]  # every column is a number
