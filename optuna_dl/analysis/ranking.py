@@ -35,7 +35,8 @@ FOREST_TREES = 16
 
 #: The rankings :func:`study_ranking` offers, and what each one rests on.
 RANKINGS = {
-    "rungs": "MDI over every trial, rungs weighted by the trials behind each",
+    "rungs": "MDI over every trial, each rung weighted by the trials behind it and by how "
+    "well its order carries to the final values",
     "completed": "MDI over the completed trials only",
 }
 
@@ -76,7 +77,9 @@ def study_ranking(
             result = param_importances(study, **options)
         else:
             try:
-                result = rung_weighted_importances(study, **options)
+                result = rung_weighted_importances(
+                    study, weights="linked", intervals="mixture", **options
+                )
             except ValueError:  # no rung and no final value with 2 trials yet
                 result = param_importances(study, **options)
     return result._replace(evaluator="mdi")
