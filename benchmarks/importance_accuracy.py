@@ -361,9 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         "the nearest unused reference trial (--printed only)",
     )
     parser.add_argument(
-        "--n-startup-trials",
+        "--tpe-startup-trials",
         type=int,
-        help="the sampler's n_startup_trials (default: the study file's; --sampler study)",
+        help="with --sampler study: propose with TPESampler(n_startup_trials=N) instead of "
+        "the study file's sampler",
     )
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -377,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(ROOT / meta["study_file"])
     if args.n_trials is not None:
         config = dataclasses.replace(config, n_trials=args.n_trials)
-    if args.n_startup_trials is not None:
-        sampler = {**config.sampler, "n_startup_trials": args.n_startup_trials}
+    if args.tpe_startup_trials is not None:
+        sampler = {"name": "TPESampler", "n_startup_trials": args.tpe_startup_trials}
         config = dataclasses.replace(config, sampler=sampler)
     n_trials = config.n_trials
     if args.printed:
