@@ -13,7 +13,10 @@ reference studies (``benchmarks/importance_accuracy.py``, ``docs/IMPORTANCE.md``
 :func:`rung_weighted_importances`
     The importance at every rung (every trial that reached it, pruned ones included)
     and of the completed trials, averaged with weights equal to the number of trials
-    behind each.
+    behind each (or, ``weights="linked"``, also by the rank correlations carrying a
+    rung's order to the final values); ``intervals="mixture"`` draws each resample
+    from one level so the intervals carry the levels' disagreement (what
+    :func:`~optuna_dl.analysis.ranking.study_ranking` prints).
 :func:`imputed_final_importances`
     Each pruned trial's final value is predicted from its score at the step where it
     stopped, by a straight line fitted on the trials that went on from that step to
