@@ -2,17 +2,23 @@
 
 The reference studies (``benchmarks/reference/``) hold the full learning curve of
 every configuration. A pruned study is simulated by drawing its trials at random
-from them (random sampling) and replaying each trial's stored curve epoch by epoch
-through the study file's own pruner (the README digits study: successive halving,
-rungs at epochs 2, 6 and 18, reduction factor 3, 40 trials): Optuna makes the same
-pruning decisions it would have made had the networks been trained, for none of the
-cost. Every candidate ranking of the simulated study is compared with the reference
-ranking of the same evaluator (``reference.json``, final values): top-1 agreement, how
-often the top parameter is one the reference itself can rank first (its reference
-rank interval contains 1), and Spearman's rho over the parameters both rank, over
-seeds. Studies with fewer than 2 usable trials give no ranking and are not counted.
-The simulated studies sample at random; the README study samples with TPE, which
-completes more trials (5 to 13 of 40 measured over six seeds).
+from them (random sampling, as the README digits study samples) and replaying each
+trial's stored curve epoch by epoch through the study file's own pruner (the README
+digits study: successive halving, rungs at epochs 2, 6 and 18, reduction factor 3,
+100 trials): Optuna makes the same pruning decisions it would have made had the
+networks been trained, for none of the cost. Every candidate ranking of the
+simulated study is compared with the reference ranking of the same evaluator
+(``reference.json``, final values): top-1 agreement, how often the top parameter is
+one the reference itself can rank first (its reference rank interval contains 1),
+and Spearman's rho over the parameters both rank, over seeds. Studies with fewer
+than 2 usable trials give no ranking and are not counted.
+
+``--printed --sampler study`` mimics a study file whose sampler is not random (the
+breast cancer study's TPE): the sampler proposes each configuration in a proposal
+study told every replayed outcome, and the nearest unused reference trial on the
+sampling scales is replayed (its own parameters recorded). Nearest neighbours among
+1024 trials only approximate the proposal, so read it as what the sampler's
+concentration does to the ranking, not as the sampler's exact study.
 
 Candidates: ``completed`` (Optuna's evaluators on the completed trials, what a study
 prints today), ``first rung`` (every trial's score at the earliest pruning step,
@@ -23,6 +29,8 @@ Usage::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/importance_accuracy.py \\
         --problem digits --seeds 20
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/importance_accuracy.py \
+        --problem digits --seeds 10 --printed [--sampler study] [--n-trials N]
 """
 
 from __future__ import annotations
@@ -74,13 +82,65 @@ def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
     raise TypeError(type(dist).__name__)
 
 
+def _unit(dist: Any, internal: np.ndarray) -> np.ndarray:
+    """Internal values on a [0, 1] scale (log scale for log distributions)."""
+    if isinstance(dist, CategoricalDistribution):
+        return np.asarray(internal, dtype=float)
+    low, high = float(dist.low), float(dist.high)
+    x = np.asarray(internal, dtype=float)
+    if dist.log:
+        return (np.log(x) - np.log(low)) / (np.log(high) - np.log(low))
+    return (x - low) / (high - low)
+
+
+def nearest_reference(
+    data: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    params: dict[str, Any],
+    used: set[int],
+) -> int:
+    """The unused reference trial nearest to ``params``: same categorical values and
+    the same conditional parameters present, then the least Euclidean distance on the
+    sampling scales (each scaled to [0, 1])."""
+    names = meta["param_names"]
+    dists = {k: json_to_distribution(v) for k, v in meta["distributions"].items()}
+    ok = np.ones(len(data["state"]), dtype=bool)
+    ok[list(used)] = False
+    distance = np.zeros(len(ok))
+    for j, name in enumerate(names):
+        column = data["params"][:, j]
+        if name not in params:
+            ok &= np.isnan(column)
+            continue
+        internal = dists[name].to_internal_repr(params[name])
+        ok &= ~np.isnan(column)
+        if isinstance(dists[name], CategoricalDistribution):
+            ok &= column == internal
+        else:
+            diff = _unit(dists[name], np.nan_to_num(column, nan=internal))
+            distance += (diff - _unit(dists[name], np.array([internal]))[0]) ** 2
+    if not ok.any():  # no reference trial matches the categorical values: nearest overall
+        ok = np.ones(len(ok), dtype=bool)
+        ok[list(used)] = False
+    return int(np.flatnonzero(ok)[np.argmin(distance[ok])])
+
+
 def simulate(
     data: dict[str, np.ndarray],
     meta: dict[str, Any],
     picked: np.ndarray,
     pruner: optuna.pruners.BasePruner,
+    sampler: optuna.samplers.BaseSampler | None = None,
 ) -> optuna.Study:
-    """Replay the reference trials ``picked``, in order, through ``pruner``."""
+    """Replay the reference trials ``picked``, in order, through ``pruner``.
+
+    With ``sampler``, the trials are not drawn at random: before each trial
+    ``sampler`` proposes a configuration (in a proposal study that is told every
+    replayed outcome, pruned trials with their reports), and the unused reference
+    trial nearest to it is replayed. ``picked`` then only sets the number of trials.
+    The study records the reference trial's own parameters, so every recorded
+    configuration has its own learning curve.
+    """
     names = meta["param_names"]
     dists = {k: json_to_distribution(v) for k, v in meta["distributions"].items()}
     study = optuna.create_study(
@@ -89,6 +149,10 @@ def simulate(
         pruner=pruner,
     )
     queue = list(picked)
+    proposals = None
+    if sampler is not None:
+        proposals = optuna.create_study(direction=meta["direction"], sampler=sampler)
+        queue = []
 
     def objective(trial: optuna.Trial) -> float:
         i = queue[trial.number]
@@ -106,14 +170,39 @@ def simulate(
             raise optuna.TrialPruned("diverged")
         return float(np.max(curve))
 
-    for i in picked:
+    def reference_params(i: int) -> dict[str, Any]:
         params = {}
         for j, name in enumerate(names):
             x = data["params"][i, j]
             if not np.isnan(x):
                 params[name] = dists[name].to_external_repr(x)
-        study.enqueue_trial(params)
-    study.optimize(objective, n_trials=len(picked))
+        return params
+
+    if proposals is None:
+        for i in picked:
+            study.enqueue_trial(reference_params(i))
+        study.optimize(objective, n_trials=len(picked))
+        return study
+    conditional = {"one_minus_beta": ("optimizer", "momentum")}
+    for _ in range(len(picked)):
+        proposal = proposals.ask()
+        params = {}
+        for name in names:
+            parent = conditional.get(name)
+            if parent is not None and params.get(parent[0]) != parent[1]:
+                continue
+            params[name] = _suggest(proposal, name, dists[name])
+        i = nearest_reference(data, meta, params, set(queue))
+        queue.append(i)
+        study.enqueue_trial(reference_params(i))
+        study.optimize(objective, n_trials=1)
+        replayed = study.trials[-1]
+        for step, value in sorted(replayed.intermediate_values.items()):
+            proposal.report(value, step)
+        if replayed.state == optuna.trial.TrialState.COMPLETE:
+            proposals.tell(proposal, replayed.value)
+        else:
+            proposals.tell(proposal, state=optuna.trial.TrialState.PRUNED)
     return study
 
 
@@ -165,11 +254,18 @@ def printed_ranking(
     ref_interval = {p["name"]: p["interval"] for p in ref["params"]}
     ref_top = max(ref_value, key=ref_value.get)
     rows: dict[str, dict[str, list[float]]] = {}
+    n_complete: list[int] = []
     started = time.perf_counter()
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         rng = np.random.default_rng(seed)
         picked = rng.choice(len(data["state"]), size=config.n_trials, replace=False)
-        study = simulate(data, meta, picked, config.make_pruner())
+        sampler = None
+        if args.sampler == "study":
+            sampler = dataclasses.replace(config, seed=seed).make_sampler()
+        study = simulate(data, meta, picked, config.make_pruner(), sampler)
+        n_complete.append(
+            len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        )
         for method in ("rungs", "completed"):
             row = rows.setdefault(method, {})
             tic = time.perf_counter()
@@ -204,10 +300,18 @@ def printed_ranking(
                 row.setdefault("contradicted", []).append(
                     float(ref_interval[lower][0] > ref_interval[upper][1])
                 )
+    sampled = (
+        f"sampler {config.sampler['name']} {dict(list(config.sampler.items())[1:])} "
+        "(nearest reference trial)"
+        if args.sampler == "study"
+        else "sampled at random"
+    )
     print(
         f"{args.problem}: {args.seeds} simulated studies of {config.n_trials} trials "
-        f"(pruner {config.pruner['name']}), the printed ranking against the reference's "
-        f"MDI ranking (top: {ref_top}); {time.perf_counter() - started:.0f} s"
+        f"({sampled}, pruner {config.pruner['name']}; completed trials per study: min "
+        f"{min(n_complete)}, median {int(np.median(n_complete))}, max {max(n_complete)}), "
+        f"the printed ranking against the reference's MDI ranking (top: {ref_top}); "
+        f"{time.perf_counter() - started:.0f} s"
     )
     print(
         f"{'method':10} {'top-1':>9} {'median rho':>11} {'calibration':>12} "
@@ -234,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", default="digits")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed, ... (--printed)"
+    )
     parser.add_argument("--evaluators", nargs="+", default=["ped_anova", "mdi", "fanova"])
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE)
     parser.add_argument(
@@ -244,6 +351,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score only the ranking optuna-dl prints (study_ranking, with its intervals "
         "and statements) and its completed-trials variant",
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=("random", "study"),
+        default="random",
+        help="random: draw the reference trials at random; study: let the study file's "
+        "sampler (seeded with the simulation's seed) propose each configuration and replay "
+        "the nearest unused reference trial (--printed only)",
+    )
+    parser.add_argument(
+        "--tpe-startup-trials",
+        type=int,
+        help="with --sampler study: propose with TPESampler(n_startup_trials=N) instead of "
+        "the study file's sampler",
     )
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -257,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(ROOT / meta["study_file"])
     if args.n_trials is not None:
         config = dataclasses.replace(config, n_trials=args.n_trials)
+    if args.tpe_startup_trials is not None:
+        sampler = {"name": "TPESampler", "n_startup_trials": args.tpe_startup_trials}
+        config = dataclasses.replace(config, sampler=sampler)
     n_trials = config.n_trials
     if args.printed:
         return printed_ranking(args, data, meta, reference, config)

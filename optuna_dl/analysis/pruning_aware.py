@@ -13,7 +13,10 @@ reference studies (``benchmarks/importance_accuracy.py``, ``docs/IMPORTANCE.md``
 :func:`rung_weighted_importances`
     The importance at every rung (every trial that reached it, pruned ones included)
     and of the completed trials, averaged with weights equal to the number of trials
-    behind each.
+    behind each (or, ``weights="linked"``, also by the rank correlations carrying a
+    rung's order to the final values); ``intervals="mixture"`` draws each resample
+    from one level so the intervals carry the levels' disagreement (what
+    :func:`~optuna_dl.analysis.ranking.study_ranking` prints).
 :func:`imputed_final_importances`
     Each pruned trial's final value is predicted from its score at the step where it
     stopped, by a straight line fitted on the trials that went on from that step to
@@ -33,6 +36,7 @@ import optuna
 from optuna.importance import BaseImportanceEvaluator, PedAnovaImportanceEvaluator
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from scipy.stats import spearmanr
 
 from optuna_dl.analysis._bootstrap import percentile_interval, ranks
 from optuna_dl.analysis.importance import (
@@ -47,6 +51,8 @@ from optuna_dl.records import TrialRecord
 __all__ = [
     "imputed_final_importances",
     "imputed_final_values",
+    "level_links",
+    "linked_weights",
     "ped_anova_with_pruned",
     "pruned_order_values",
     "rung_weighted_importances",
@@ -196,16 +202,119 @@ def _combine(
     )
 
 
+def level_links(study: optuna.Study, levels: Sequence[int | None]) -> list[float]:
+    """How well each level's score ranks the trials as the next level does.
+
+    ``levels`` are steps (rungs) in increasing order, ``None`` standing for the
+    completed trials' final values. Link ``i`` is Spearman's rank correlation between
+    the scores at ``levels[i]`` and at ``levels[i + 1]`` over the trials that have
+    both, clipped at 0; it is 0 when fewer than 3 trials have both or either score
+    does not vary. A pruned trial reached a later rung only by ranking well at the
+    earlier one, so a rung whose order the later rungs keep is evidence about the
+    final value, and one whose order they overturn (early progress that does not
+    last) is not.
+
+    Returns
+    -------
+    list of float
+        ``len(levels) - 1`` links, each in [0, 1].
+    """
+    trials = study.get_trials(deepcopy=False, states=_FINISHED)
+
+    def score(t: FrozenTrial, level: int | None) -> float | None:
+        if level is None:
+            return float(t.value) if t.state == TrialState.COMPLETE else None
+        value = t.intermediate_values.get(level)
+        return None if value is None else float(value)
+
+    links = []
+    for upper, lower in zip(levels, levels[1:]):
+        pairs = np.array(
+            [
+                (a, b)
+                for t in trials
+                if (a := score(t, upper)) is not None
+                and (b := score(t, lower)) is not None
+                and np.isfinite(a)
+                and np.isfinite(b)
+            ],
+            dtype=float,
+        ).reshape(-1, 2)
+        if len(pairs) < 3 or np.ptp(pairs[:, 0]) == 0 or np.ptp(pairs[:, 1]) == 0:
+            links.append(0.0)
+            continue
+        rho = float(spearmanr(pairs[:, 0], pairs[:, 1]).statistic)
+        links.append(max(0.0, rho) if np.isfinite(rho) else 0.0)
+    return links
+
+
+def linked_weights(n_trials: Sequence[int], links: Sequence[float]) -> list[float]:
+    """Weights of the levels: trials behind each, times the links down to the last.
+
+    Level ``i`` weighs ``n_trials[i] * links[i] * links[i + 1] * ...``: the last
+    level (the final values, when there are any) keeps its trial count, and an
+    earlier rung counts only as far as the chain of rank correlations carries its
+    order to the last level. When every weight is 0 the trial counts are used.
+    """
+    weights = [float(n) * float(np.prod(links[i:])) for i, n in enumerate(n_trials)]
+    if sum(weights) <= 0:
+        return [float(n) for n in n_trials]
+    return weights
+
+
+def _mixture(
+    results: Sequence[ImportanceResult],
+    weights: Sequence[float],
+    combined: ImportanceResult,
+    random_state: int | None,
+) -> ImportanceResult:
+    """``combined`` with intervals from a mixture of the levels' resamples.
+
+    Resample ``b`` is resample ``b`` of one level, drawn with probability
+    proportional to its weight, so the intervals span what the levels disagree on
+    as well as each level's own spread.
+    """
+    names = combined.names
+    n_boot = combined.n_bootstrap
+    probabilities = np.asarray(weights, dtype=float) / float(sum(weights))
+    picked = np.random.default_rng(random_state).choice(len(results), size=n_boot, p=probabilities)
+    samples = np.zeros((n_boot, len(names)))
+    for b, level in enumerate(picked):
+        r = results[level]
+        for p, column in zip(r.params, r.bootstrap.T):
+            samples[b, names.index(p.name)] = column[b]
+    low, high = percentile_interval(samples, combined.confidence)
+    rank_low, rank_high = percentile_interval(ranks(samples), combined.confidence)
+    params = tuple(
+        p._replace(
+            low=float(low[j]),
+            high=float(high[j]),
+            rank_low=float(rank_low[j]),
+            rank_high=float(rank_high[j]),
+        )
+        for j, p in enumerate(combined.params)
+    )
+    return combined._replace(params=params, bootstrap=samples)
+
+
+#: How :func:`rung_weighted_importances` weighs its levels.
+RUNG_WEIGHTS = ("trials", "linked")
+#: How it turns the levels' resamples into intervals.
+RUNG_INTERVALS = ("average", "mixture")
+
+
 def rung_weighted_importances(
     study: optuna.Study,
     rungs: Sequence[int] | None = None,
     *,
     evaluator: str | BaseImportanceEvaluator = "ped_anova",
+    weights: str = "trials",
+    intervals: str = "average",
     n_bootstrap: int = 100,
     confidence: float = 0.95,
     random_state: int | None = 0,
 ) -> ImportanceResult:
-    """Importances at each rung and of the completed trials, weighted by trial count.
+    """Importances at each rung and of the completed trials, averaged with weights.
 
     Parameters
     ----------
@@ -214,7 +323,17 @@ def rung_weighted_importances(
         Steps to explain; defaults to the steps where trials were pruned.
     evaluator, n_bootstrap, confidence, random_state
         As in :func:`~optuna_dl.analysis.importance.param_importances`; each level is
-        resampled separately and the resamples are combined with the same weights.
+        resampled separately.
+    weights : {"trials", "linked"}, default="trials"
+        ``"trials"``: each level weighs the trials behind it. ``"linked"``: the trials
+        behind it times the rank correlations that link it to the last level
+        (:func:`level_links`, :func:`linked_weights`), so a rung whose order the later
+        rungs overturn counts little.
+    intervals : {"average", "mixture"}, default="average"
+        ``"average"``: resample ``b`` is the weighted average of the levels' resamples
+        ``b`` (the spread of the average). ``"mixture"``: resample ``b`` is one
+        level's, drawn with probability proportional to its weight, so the intervals
+        and the statements built on them also carry what the levels disagree on.
 
     Returns
     -------
@@ -222,6 +341,12 @@ def rung_weighted_importances(
         ``n_trials`` is the number of trials behind the first rung; ``notes`` list the
         levels and their weights. Levels with fewer than 2 trials are skipped.
     """
+    if weights not in RUNG_WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(RUNG_WEIGHTS)}; got {weights!r}.")
+    if intervals not in RUNG_INTERVALS:
+        raise ValueError(
+            f"intervals must be one of {', '.join(RUNG_INTERVALS)}; got {intervals!r}."
+        )
     trials = study.get_trials(deepcopy=False, states=_FINISHED)
     if rungs is None:
         rungs = sorted(
@@ -238,25 +363,38 @@ def rung_weighted_importances(
         "random_state": random_state,
     }
     results: list[ImportanceResult] = []
-    levels: list[str] = []
+    steps: list[int | None] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsufficientTrialsWarning)
         for step in rungs:
             r = importances_at_epoch(study, step, **common)
             if r.n_trials >= 2:
                 results.append(r)
-                levels.append(f"epoch {step}: {r.n_trials} trials")
+                steps.append(step)
         final = param_importances(study, **common)
         if final.n_trials >= 2:
             results.append(final)
-            levels.append(f"final: {final.n_trials} trials")
+            steps.append(None)
     if not results:
         raise ValueError("no rung or final value has 2 or more trials to explain.")
-    weights = [float(r.n_trials) for r in results]
+    counts = [r.n_trials for r in results]
+    if weights == "linked":
+        level_weights = linked_weights(counts, level_links(study, steps))
+    else:
+        level_weights = [float(n) for n in counts]
     combined = _combine(
-        results, weights, "objective, rungs weighted by trials", sum(r.seconds for r in results)
+        results,
+        level_weights,
+        f"objective, rungs weighted ({weights})",
+        sum(r.seconds for r in results),
     )
-    return combined._replace(notes=(*combined.notes, "levels: " + "; ".join(levels)))
+    if intervals == "mixture" and combined.n_bootstrap > 0:
+        combined = _mixture(results, level_weights, combined, random_state)
+    levels = "; ".join(
+        f"{'final' if step is None else f'epoch {step}'}: {n} trials, weight {w:.3g}"
+        for step, n, w in zip(steps, counts, level_weights)
+    )
+    return combined._replace(notes=(*combined.notes, f"levels: {levels}"))
 
 
 def imputed_final_values(study: optuna.Study) -> dict[int, float]:
