@@ -366,6 +366,17 @@ def main(argv: list[str] | None = None) -> int:
         help="with --sampler study: propose with TPESampler(n_startup_trials=N) instead of "
         "the study file's sampler",
     )
+    parser.add_argument(
+        "--min-resource",
+        type=int,
+        help="the successive-halving pruner's first rung at this epoch instead of the "
+        "study file's",
+    )
+    parser.add_argument(
+        "--reduction-factor",
+        type=int,
+        help="the successive-halving pruner's reduction factor instead of the study file's",
+    )
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
@@ -381,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.tpe_startup_trials is not None:
         sampler = {"name": "TPESampler", "n_startup_trials": args.tpe_startup_trials}
         config = dataclasses.replace(config, sampler=sampler)
+    for key in ("min_resource", "reduction_factor"):
+        if getattr(args, key) is not None:
+            pruner = {**config.pruner, key: getattr(args, key)}
+            config = dataclasses.replace(config, pruner=pruner)
     n_trials = config.n_trials
     if args.printed:
         return printed_ranking(args, data, meta, reference, config)

@@ -55,6 +55,14 @@ def _config(args: argparse.Namespace) -> StudyConfig:
 READ_STORAGE_HELP = "storage URL, or an Optuna journal file's path (default: the study file's)"
 
 
+#: Printed beside the completed-trials ranking: measured against the reference studies,
+#: its "settled" orders were contradicted by the reference (benchmarks/README.md).
+COMPLETED_CAVEAT = (
+    "for comparison only: the completed trials are the ones the pruner let finish, not a "
+    "sample of the space, so even a settled order here describes them, not the space"
+)
+
+
 def _search_best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best completed trial of the search, or None.
 
@@ -206,6 +214,8 @@ def _print_ranking(result: Any, method: str = "rungs") -> None:
         )
     for statement in rank_confidence(result).statements:
         print(f"  {statement}")
+    if method == "completed":
+        print(f"  {COMPLETED_CAVEAT}")
 
 
 def _write_report(study: optuna.Study, config: StudyConfig) -> None:
@@ -355,6 +365,8 @@ def command_importance(args: argparse.Namespace) -> int:
         result = study_ranking(study, method=args.method)
     if args.json:
         document = {"study": config.name, "method": args.method, **ranking_to_json(result)}
+        if args.method == "completed":
+            document["caveat"] = COMPLETED_CAVEAT
         print(json.dumps(document, indent=2))
     else:
         print(f"study {config.name!r}")

@@ -803,6 +803,18 @@ def test_importance_json_has_value_interval_rank_interval_and_trials_per_paramet
         assert rank_low is None or 1 <= rank_low <= rank_high <= len(document["params"])
 
 
+def test_the_completed_trials_ranking_is_printed_with_its_caveat(resumable):
+    code, out, err = run_cli("importance", resumable, "--method", "completed")
+    assert code == 0, err
+    assert "MDI over the completed trials only" in out
+    assert out.rstrip().splitlines()[-1] == f"  {cli.COMPLETED_CAVEAT}"
+    code, out, err = run_cli("importance", resumable, "--method", "completed", "--json")
+    assert code == 0, err
+    assert json.loads(out)["caveat"] == cli.COMPLETED_CAVEAT
+    code, out, err = run_cli("importance", resumable, "--json")
+    assert "caveat" not in json.loads(out)  # the default ranking counts every trial
+
+
 @pytest.mark.parametrize(
     "case",
     [
