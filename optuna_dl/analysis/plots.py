@@ -444,6 +444,13 @@ def plot_contour(study: optuna.Study, params: Sequence[str] | None = None) -> go
             f"the contour plot needs 2 completed trials with both {params[0]!r} and "
             f"{params[1]!r}; the study has {len(both)}."
         )
+    for name in params:
+        values = {repr(t.params[name]) for t in both}
+        if len(values) < 2:
+            raise PlotUnavailable(
+                f"the contour plot needs 2 values of {name!r}; the completed trials all "
+                f"have {name} = {values.pop()}."
+            )
     fig = ov.plot_contour(study, params=params)
     return _layout(fig, f"Contour of {params[0]} and {params[1]}", 500)
 

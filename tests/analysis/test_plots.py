@@ -146,3 +146,13 @@ def test_plots_say_why_they_cannot_be_drawn(make_study):
     )
     with pytest.raises(plots.PlotUnavailable, match="two parameters"):
         plots.plot_contour(one)
+    # Every completed trial with the same value of "b" (pruned ones varied it): the
+    # contour would be a single line, so it says why instead of drawing nothing.
+    same_b = make_study(
+        [
+            create_trial(params={"a": a, "b": 0.25}, distributions=GRID, value=a)
+            for a in (0.1, 0.5, 0.9)
+        ]
+    )
+    with pytest.raises(plots.PlotUnavailable, match="completed trials all have b = 0.25"):
+        plots.plot_contour(same_b, ["a", "b"])
