@@ -68,6 +68,8 @@ __all__ = [
     "param_importances",
     "prior_tiers",
     "ranking_by_epoch",
+    "score_at_epoch",
+    "scores_at_epoch",
 ]
 
 #: Evaluator factories by name; each takes the seed used by the random forests.
@@ -328,6 +330,37 @@ def _as_direction(direction: str | StudyDirection) -> StudyDirection:
 _REACHABLE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+def score_at_epoch(trial: FrozenTrial, epoch: int) -> float | None:
+    """A trial's score at ``epoch``: its intermediate value there; for a completed trial
+    whose training stopped earlier, its final value; else None (a pruned trial that
+    never got there).
+
+    Examples
+    --------
+    >>> from optuna.trial import create_trial
+    >>> stopped = create_trial(value=0.9, intermediate_values={1: 0.5, 2: 0.9, 3: 0.8})
+    >>> score_at_epoch(stopped, 2), score_at_epoch(stopped, 18)
+    (0.9, 0.9)
+    >>> pruned = create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.5, 2: 0.6})
+    >>> score_at_epoch(pruned, 6) is None
+    True
+    """
+    if epoch in trial.intermediate_values:
+        return float(trial.intermediate_values[epoch])
+    stopped_before = bool(trial.intermediate_values) and max(trial.intermediate_values) < epoch
+    if trial.state == TrialState.COMPLETE and stopped_before and trial.value is not None:
+        return float(trial.value)
+    return None
+
+
+def scores_at_epoch(trials: Sequence[FrozenTrial], epoch: int) -> dict[int, float]:
+    """:func:`score_at_epoch` of each of ``trials`` that has one, by trial number; empty
+    when no trial reported ``epoch`` (an epoch beyond the study's training)."""
+    if not any(epoch in t.intermediate_values for t in trials):
+        return {}
+    return {t.number: score for t in trials if (score := score_at_epoch(t, epoch)) is not None}
+
+
 def importances_at_epoch(
     study: optuna.Study,
     epoch: int,
@@ -342,15 +375,14 @@ def importances_at_epoch(
 
     Every completed or pruned trial that reported ``epoch`` (the intermediate-value
     step; the package's objective reports epochs 1, 2, ...) counts, with that value
-    as its outcome, in the study's direction. Parameters as in
-    :func:`param_importances`.
+    as its outcome, in the study's direction. A completed trial whose training
+    stopped before ``epoch`` (early stopping) counts with its final value, since its
+    result no longer changes, provided some trial did train to ``epoch``
+    (:func:`scores_at_epoch`). Parameters as in :func:`param_importances`.
     """
-    trials = [
-        t
-        for t in study.get_trials(deepcopy=False, states=_REACHABLE)
-        if epoch in t.intermediate_values
-    ]
-    rows, notes = make_rows(trials, lambda t: t.intermediate_values[epoch])
+    trials = study.get_trials(deepcopy=False, states=_REACHABLE)
+    scores = scores_at_epoch(trials, epoch)
+    rows, notes = make_rows([t for t in trials if t.number in scores], lambda t: scores[t.number])
     return _rank_rows(
         rows,
         study.directions[0],

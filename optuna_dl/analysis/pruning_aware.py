@@ -45,6 +45,7 @@ from optuna_dl.analysis.importance import (
     ParamImportance,
     importances_at_epoch,
     param_importances,
+    scores_at_epoch,
 )
 from optuna_dl.records import TrialRecord
 
@@ -220,12 +221,12 @@ def level_links(study: optuna.Study, levels: Sequence[int | None]) -> list[float
         ``len(levels) - 1`` links, each in [0, 1].
     """
     trials = study.get_trials(deepcopy=False, states=_FINISHED)
+    at = {level: scores_at_epoch(trials, level) for level in levels if level is not None}
 
     def score(t: FrozenTrial, level: int | None) -> float | None:
         if level is None:
             return float(t.value) if t.state == TrialState.COMPLETE else None
-        value = t.intermediate_values.get(level)
-        return None if value is None else float(value)
+        return at[level].get(t.number)
 
     links = []
     for upper, lower in zip(levels, levels[1:]):

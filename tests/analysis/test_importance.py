@@ -20,7 +20,7 @@ from optuna_dl.analysis import (
     param_importances,
     ranking_by_epoch,
 )
-from optuna_dl.analysis.importance import _default_epochs
+from optuna_dl.analysis.importance import _default_epochs, score_at_epoch
 
 XYZ = {name: FloatDistribution(0.0, 1.0) for name in ("x", "y", "z")}
 
@@ -179,6 +179,45 @@ def test_importance_at_epoch_includes_pruned_trials_and_moves_with_the_epoch(mak
     assert late.n_trials == 40
     assert early.names[0] == "a" and late.names[0] == "b"
     assert early.target == "objective at epoch 1"
+
+
+def test_a_trial_that_stopped_early_counts_at_later_epochs_with_its_final_value(make_study):
+    """Early stopping ended half the completed trials at epoch 3: at epoch 5 they count
+    with their final value (their result no longer changes); pruned trials do not."""
+    rng = np.random.default_rng(5)
+    dists = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
+    trials = []
+    for i in range(60):
+        p = {"a": float(rng.uniform()), "b": float(rng.uniform())}
+        final = 1 - p["b"] + 0.001 * p["a"]
+        last = 3 if i % 3 == 0 else 5
+        curve = {e: final for e in range(1, last + 1)}
+        if i % 3 == 1:
+            trials.append(
+                create_trial(
+                    state=TrialState.PRUNED,
+                    params=p,
+                    distributions=dists,
+                    intermediate_values={1: final},
+                )
+            )
+        else:
+            trials.append(
+                create_trial(params=p, distributions=dists, value=final, intermediate_values=curve)
+            )
+    study = make_study(trials)
+    at_five = importances_at_epoch(study, 5, n_bootstrap=10)
+    assert at_five.n_trials == 40  # 20 that ran to epoch 5, 20 that stopped at 3
+    assert at_five.names[0] == "b"
+    assert importances_at_epoch(study, 1, n_bootstrap=10).n_trials == 60
+    stopped = next(
+        t
+        for t in study.trials
+        if t.state == TrialState.COMPLETE and 5 not in t.intermediate_values
+    )
+    assert score_at_epoch(stopped, 5) == stopped.value
+    pruned = next(t for t in study.trials if t.state == TrialState.PRUNED)
+    assert score_at_epoch(pruned, 5) is None
 
 
 def test_ranking_by_epoch_table(make_study):
