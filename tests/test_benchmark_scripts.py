@@ -63,12 +63,18 @@ def test_regression_benchmark_quick_run() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     for data in ("diabetes", "friedman1"):
-        for model in ("DeepNetRegressor", "MLPRegressor", "MLPRegressor + scaled y"):
+        for model in (
+            "DeepNetRegressor",
+            "MLPRegressor",
+            "MLPRegressor + scaled y",
+            "DeepNet, early stopping",
+            "MLP, early stopping",
+        ):
             row = next((x for x in lines if x.startswith(f"{data:<10} {model:<24}")), None)
             assert row is not None, (data, model)
             float(row.split()[-1])  # the ratio column is a number
-    ours = [x for x in lines if "DeepNetRegressor" in x]
-    assert all(x.split()[-1] == "1.00" for x in ours)
+    ours = [x for x in lines if x[11:].startswith("DeepNetRegressor ")]
+    assert len(ours) == 2 and all(x.split()[-1] == "1.00" for x in ours)
 
 
 def test_optimizer_step_benchmark_short_run() -> None:
