@@ -55,14 +55,6 @@ def _config(args: argparse.Namespace) -> StudyConfig:
 READ_STORAGE_HELP = "storage URL, or an Optuna journal file's path (default: the study file's)"
 
 
-#: Printed beside the completed-trials ranking: measured against the reference studies,
-#: its "settled" orders were contradicted by the reference (benchmarks/README.md).
-COMPLETED_CAVEAT = (
-    "for comparison only: the completed trials are the ones the pruner let finish, not a "
-    "sample of the space, so even a settled order here describes them, not the space"
-)
-
-
 def _search_best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best completed trial of the search, or None.
 
@@ -200,7 +192,7 @@ def _print_pareto_front(study: optuna.Study, config: StudyConfig) -> None:
 def _print_ranking(result: Any, method: str = "rungs") -> None:
     """A ranking with its intervals and what the resamples say about its order."""
     from optuna_dl.analysis.confidence import rank_confidence
-    from optuna_dl.analysis.ranking import RANKINGS
+    from optuna_dl.analysis.ranking import CAVEATS, RANKINGS
 
     print(
         f"importance ({RANKINGS[method]}: {result.n_trials} trials, "
@@ -214,8 +206,8 @@ def _print_ranking(result: Any, method: str = "rungs") -> None:
         )
     for statement in rank_confidence(result).statements:
         print(f"  {statement}")
-    if method == "completed":
-        print(f"  {COMPLETED_CAVEAT}")
+    if method in CAVEATS:
+        print(f"  {CAVEATS[method]}")
 
 
 def _write_report(study: optuna.Study, config: StudyConfig) -> None:
@@ -341,7 +333,7 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_importance(args: argparse.Namespace) -> int:
     from optuna_dl.analysis.confidence import ranking_to_json
-    from optuna_dl.analysis.ranking import study_ranking
+    from optuna_dl.analysis.ranking import CAVEATS, study_ranking
 
     config = _config(args)
     with open_study(config) as opened:
@@ -365,8 +357,8 @@ def command_importance(args: argparse.Namespace) -> int:
         result = study_ranking(study, method=args.method)
     if args.json:
         document = {"study": config.name, "method": args.method, **ranking_to_json(result)}
-        if args.method == "completed":
-            document["caveat"] = COMPLETED_CAVEAT
+        if args.method in CAVEATS:
+            document["caveat"] = CAVEATS[args.method]
         print(json.dumps(document, indent=2))
     else:
         print(f"study {config.name!r}")

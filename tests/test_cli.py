@@ -30,6 +30,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_dl import DeepNetClassifier, cli
+from optuna_dl.analysis.ranking import CAVEATS
 from optuna_dl.cli import main
 from optuna_dl.runs.config import load_config
 
@@ -807,10 +808,10 @@ def test_the_completed_trials_ranking_is_printed_with_its_caveat(resumable):
     code, out, err = run_cli("importance", resumable, "--method", "completed")
     assert code == 0, err
     assert "MDI over the completed trials only" in out
-    assert out.rstrip().splitlines()[-1] == f"  {cli.COMPLETED_CAVEAT}"
+    assert out.rstrip().splitlines()[-1] == f"  {CAVEATS['completed']}"
     code, out, err = run_cli("importance", resumable, "--method", "completed", "--json")
     assert code == 0, err
-    assert json.loads(out)["caveat"] == cli.COMPLETED_CAVEAT
+    assert json.loads(out)["caveat"] == CAVEATS["completed"]
     code, out, err = run_cli("importance", resumable, "--json")
     assert "caveat" not in json.loads(out)  # the default ranking counts every trial
 

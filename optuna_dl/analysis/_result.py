@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from optuna_dl.analysis._bootstrap import ranks
+from optuna_dl.analysis._bootstrap import percentile_interval, ranks
 
-__all__ = ["ImportanceResult", "ParamImportance"]
+__all__ = ["ImportanceResult", "ParamImportance", "summarize"]
 
 
 class ParamImportance(NamedTuple):
@@ -76,3 +77,35 @@ class ImportanceResult(NamedTuple):
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def summarize(
+    names: Sequence[str], point: np.ndarray, samples: np.ndarray, confidence: float
+) -> tuple[tuple[ParamImportance, ...], np.ndarray]:
+    """Entries for ``names``: point importance, percentile interval and rank interval
+    over ``samples`` (one row per resample, columns in the order of ``names``).
+
+    Returns
+    -------
+    params : tuple of ParamImportance
+        Most important first (ties by name); ranks are NaN when a point value is.
+    samples : ndarray
+        ``samples`` with its columns in the order of ``params``.
+    """
+    low, high = percentile_interval(samples, confidence)
+    rank_low, rank_high = percentile_interval(ranks(samples), confidence)
+    point_rank = ranks(point) if np.all(np.isfinite(point)) else np.full(len(names), np.nan)
+    order = sorted(range(len(names)), key=lambda i: (-np.nan_to_num(point[i]), names[i]))
+    params = tuple(
+        ParamImportance(
+            names[i],
+            float(point[i]),
+            float(low[i]),
+            float(high[i]),
+            float(point_rank[i]),
+            float(rank_low[i]),
+            float(rank_high[i]),
+        )
+        for i in order
+    )
+    return params, samples[:, order] if order else samples

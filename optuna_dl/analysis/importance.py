@@ -48,9 +48,9 @@ from optuna.importance import (
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_dl.analysis._bootstrap import bootstrap, evaluate, percentile_interval, ranks
+from optuna_dl.analysis._bootstrap import bootstrap, evaluate
 from optuna_dl.analysis._prior import PriorComparison, PriorRow, compare_with_prior, prior_tiers
-from optuna_dl.analysis._result import ImportanceResult, ParamImportance
+from optuna_dl.analysis._result import ImportanceResult, ParamImportance, summarize
 from optuna_dl.analysis._view import Row, duration_seconds, make_rows
 
 __all__ = [
@@ -181,28 +181,13 @@ def _rank_rows(
         notes.extend(messages)
         rng = np.random.default_rng(random_state)
         samples = bootstrap(instance, rows, direction, names, n_bootstrap, rng)
-    low, high = percentile_interval(samples, confidence)
-    rank_low, rank_high = percentile_interval(ranks(samples), confidence)
-    outside = [n for n, v, lo, hi in zip(names, point, low, high) if not lo <= v <= hi]
+    entries, ordered = summarize(names, point, samples, confidence)
+    outside = [p.name for p in entries if not p.low <= p.importance <= p.high]
     if outside and samples.shape[0]:
         notes.append(
             f"point estimate outside its bootstrap interval for {outside}: the resampled "
             "importances are biased (typical with few trials); read the interval as spread."
         )
-    point_rank = ranks(point) if np.all(np.isfinite(point)) else np.full(len(names), np.nan)
-    order = sorted(range(len(names)), key=lambda i: (-np.nan_to_num(point[i]), names[i]))
-    entries = tuple(
-        ParamImportance(
-            names[i],
-            float(point[i]),
-            float(low[i]),
-            float(high[i]),
-            float(point_rank[i]),
-            float(rank_low[i]),
-            float(rank_high[i]),
-        )
-        for i in order
-    )
     return ImportanceResult(
         evaluator=name,
         target=target,
@@ -210,7 +195,7 @@ def _rank_rows(
         n_bootstrap=int(samples.shape[0]),
         confidence=confidence,
         params=entries,
-        bootstrap=samples[:, order] if len(order) else samples,
+        bootstrap=ordered,
         warning=warning,
         notes=tuple(dict.fromkeys(notes)),
         seconds=time.perf_counter() - started,

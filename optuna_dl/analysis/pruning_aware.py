@@ -38,11 +38,10 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import spearmanr
 
-from optuna_dl.analysis._bootstrap import percentile_interval, ranks
+from optuna_dl.analysis._result import summarize
 from optuna_dl.analysis.importance import (
     ImportanceResult,
     InsufficientTrialsWarning,
-    ParamImportance,
     importances_at_epoch,
     param_importances,
     scores_at_epoch,
@@ -170,24 +169,8 @@ def _combine(
             point[j] += w * p.importance
             samples[:, j] += w * column[:n_boot]
     total = float(sum(weights))
-    point, samples = point / total, samples / total
     confidence = results[0].confidence
-    low, high = percentile_interval(samples, confidence)
-    rank_low, rank_high = percentile_interval(ranks(samples), confidence)
-    point_rank = ranks(point)
-    order = sorted(range(len(names)), key=lambda i: (-point[i], names[i]))
-    params = tuple(
-        ParamImportance(
-            names[i],
-            float(point[i]),
-            float(low[i]),
-            float(high[i]),
-            float(point_rank[i]),
-            float(rank_low[i]),
-            float(rank_high[i]),
-        )
-        for i in order
-    )
+    params, ordered = summarize(names, point / total, samples / total, confidence)
     notes = tuple(dict.fromkeys(n for r in results for n in r.notes))
     return ImportanceResult(
         evaluator=results[0].evaluator,
@@ -196,7 +179,7 @@ def _combine(
         n_bootstrap=n_boot,
         confidence=confidence,
         params=params,
-        bootstrap=samples[:, order],
+        bootstrap=ordered,
         warning=None,
         notes=notes,
         seconds=seconds,
@@ -284,18 +267,9 @@ def _mixture(
         r = results[level]
         for p, column in zip(r.params, r.bootstrap.T):
             samples[b, names.index(p.name)] = column[b]
-    low, high = percentile_interval(samples, combined.confidence)
-    rank_low, rank_high = percentile_interval(ranks(samples), combined.confidence)
-    params = tuple(
-        p._replace(
-            low=float(low[j]),
-            high=float(high[j]),
-            rank_low=float(rank_low[j]),
-            rank_high=float(rank_high[j]),
-        )
-        for j, p in enumerate(combined.params)
-    )
-    return combined._replace(params=params, bootstrap=samples)
+    point = np.array([p.importance for p in combined.params])
+    params, ordered = summarize(names, point, samples, combined.confidence)
+    return combined._replace(params=params, bootstrap=ordered)
 
 
 #: How :func:`rung_weighted_importances` weighs its levels.

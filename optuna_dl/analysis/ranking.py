@@ -38,7 +38,7 @@ from optuna_dl.analysis._result import ImportanceResult
 from optuna_dl.analysis.importance import InsufficientTrialsWarning, param_importances
 from optuna_dl.analysis.pruning_aware import rung_weighted_importances
 
-__all__ = ["DEFAULT_BOOTSTRAP", "RANKINGS", "study_ranking"]
+__all__ = ["CAVEATS", "DEFAULT_BOOTSTRAP", "RANKINGS", "study_ranking"]
 
 #: Resamples behind the printed intervals and statements.
 DEFAULT_BOOTSTRAP = 50
@@ -51,6 +51,14 @@ RANKINGS = {
     "rungs": "MDI over every trial, rungs weighted by the trials behind each, intervals "
     "spanning the rungs",
     "completed": "MDI over the completed trials only",
+}
+#: What must be said beside a ranking: the completed trials are the ones the pruner let
+#: finish, and measured against the reference studies the "settled" orders of that
+#: ranking were contradicted (``benchmarks/README.md``, "Importance accuracy").
+CAVEATS = {
+    "completed": "for comparison only: the completed trials are the ones the pruner let "
+    "finish, not a sample of the space, so even a settled order here describes them, not "
+    "the space",
 }
 
 

@@ -116,21 +116,13 @@ def squared_error(
     doutputs : ndarray of shape (m, k)
         ``w_i * (o_i - y_i) / (k * sum(w))``, in the dtype of ``outputs``.
     """
-    m, k = outputs.shape
+    k = outputs.shape[1]
     residual = np.subtract(outputs, y, dtype=outputs.dtype)
     per_row = np.einsum("ij,ij->i", residual, residual, dtype=np.float64)
-    if weight is None:
-        total, loss_sum = float(m), float(per_row.sum())
-        row_scale: np.ndarray | float = 1.0
-    else:
-        w = np.asarray(weight, dtype=np.float64)
-        total, loss_sum = float(w.sum()), float(np.dot(w, per_row))
-        row_scale = w[:, None]
-    scale = 1.0 / (k * total) if total > 0 else 0.0
-    loss = 0.5 * loss_sum * scale
+    loss, row_scale = _row_average(per_row, weight, k)
     doutputs = residual
-    doutputs *= np.asarray(row_scale * scale, dtype=outputs.dtype)
-    return loss, doutputs
+    doutputs *= row_scale.astype(outputs.dtype, copy=False)
+    return 0.5 * loss, doutputs
 
 
 def huber(
@@ -157,23 +149,33 @@ def huber(
     doutputs : ndarray of shape (m, k)
         ``w_i * clip(o_i - y_i, -delta, delta) / (k * sum(w))``.
     """
-    m, k = outputs.shape
+    k = outputs.shape[1]
     residual = np.subtract(outputs, y, dtype=outputs.dtype)
     size = np.abs(residual)
     elementwise = np.where(size <= delta, 0.5 * residual**2, delta * (size - 0.5 * delta))
     per_row = elementwise.sum(axis=1, dtype=np.float64)
-    if weight is None:
-        total, loss_sum = float(m), float(per_row.sum())
-        row_scale: np.ndarray | float = 1.0
-    else:
-        w = np.asarray(weight, dtype=np.float64)
-        total, loss_sum = float(w.sum()), float(np.dot(w, per_row))
-        row_scale = w[:, None]
-    scale = 1.0 / (k * total) if total > 0 else 0.0
+    loss, row_scale = _row_average(per_row, weight, k)
     doutputs = np.clip(residual, -delta, delta, out=residual)
-    doutputs *= np.asarray(row_scale * scale, dtype=outputs.dtype)
-    return loss_sum * scale, doutputs
+    doutputs *= row_scale.astype(outputs.dtype, copy=False)
+    return loss, doutputs
 
 
 #: The regression losses by name: ``(outputs, y, weight) -> (loss, doutputs)``.
 REGRESSION_LOSSES = {"squared_error": squared_error, "huber": huber}
+
+
+def _row_average(
+    per_row: np.ndarray, weight: np.ndarray | None, k: int
+) -> tuple[float, np.ndarray]:
+    """The (weighted) mean over rows of ``per_row / k``, and the factor that scales
+    each row's gradient to match: ``w_i / (k * sum(w))`` (a 0-d array without
+    weights, shape ``(m, 1)`` with them). Zero total weight gives 0."""
+    if weight is None:
+        total, loss_sum = float(per_row.size), float(per_row.sum())
+        row_weight: np.ndarray = np.asarray(1.0)
+    else:
+        w = np.asarray(weight, dtype=np.float64)
+        total, loss_sum = float(w.sum()), float(np.dot(w, per_row))
+        row_weight = w[:, None]
+    scale = 1.0 / (k * total) if total > 0 else 0.0
+    return loss_sum * scale, row_weight * scale
